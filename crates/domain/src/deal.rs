@@ -1,0 +1,38 @@
+//! Deals and the native pipeline's stages.
+
+use crate::partner::text_enum;
+
+text_enum!(
+    /// Stages of the native pipeline, in order.
+    Stage {
+        New = "new",
+        Qualified = "qualified",
+        Meeting = "meeting",
+        Proposal = "proposal",
+        Negotiation = "negotiation",
+        ClosedWon = "closed_won",
+        ClosedLost = "closed_lost",
+    }
+);
+
+impl Stage {
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Stage::ClosedWon | Stage::ClosedLost)
+    }
+}
+
+text_enum!(
+    /// Where a deal came from.
+    DealSource { Direct = "direct", Partner = "partner" }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_won_and_lost_are_closed() {
+        let closed: Vec<_> = Stage::ALL.iter().filter(|s| s.is_closed()).collect();
+        assert_eq!(closed, [&Stage::ClosedWon, &Stage::ClosedLost]);
+    }
+}
