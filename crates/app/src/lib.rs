@@ -1,1 +1,21 @@
-//! partnerloop
+//! partnerloop's use cases and the ports they need.
+//!
+//! Rules of this crate: every use case takes the acting [`Ctx`] first —
+//! who acts, in which workspace, at what time — and that drives both
+//! authorisation and the audit log. Storage is reached only through the
+//! [`Store`] trait; the clock only through the `now` in `Ctx`.
+
+pub mod accounts;
+pub mod auth;
+pub mod ctx;
+pub mod deals;
+pub mod error;
+pub mod ids;
+pub mod partners;
+pub mod plans;
+pub mod store;
+pub mod workspaces;
+
+pub use ctx::{Actor, Ctx};
+pub use error::{AppError, StoreError};
+pub use store::Store;

@@ -36,3 +36,20 @@ mod tests {
         assert_eq!(closed, [&Stage::ClosedWon, &Stage::ClosedLost]);
     }
 }
+
+/// A deal of the vendor's pipeline. A direct deal not in a closed stage is
+/// an *open direct opportunity*, which conflict checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deal {
+    pub id: crate::ids::DealId,
+    pub name: String,
+    pub company_name: String,
+    pub company_domain: Option<crate::company::CompanyDomain>,
+    pub stage: Stage,
+    pub amount: crate::Money,
+    pub source: DealSource,
+    pub owner_email: Option<crate::Email>,
+    pub created_at: jiff::Timestamp,
+    pub closed_at: Option<jiff::Timestamp>,
+    pub updated_at: jiff::Timestamp,
+}

@@ -95,3 +95,28 @@ mod tests {
         assert!(ReferralCode::parse("code", "ABC").is_err());
     }
 }
+
+/// A person at a partner, reachable by email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: crate::ids::ContactId,
+    pub name: String,
+    pub email: crate::Email,
+}
+
+/// A partner as stored: the program's view of one referring business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    pub id: crate::ids::PartnerId,
+    pub name: String,
+    pub partner_type: PartnerType,
+    pub status: PartnerStatus,
+    pub tier: Option<String>,
+    pub referral_code: ReferralCode,
+    pub website: Option<crate::company::CompanyDomain>,
+    pub commission_plan_id: Option<crate::ids::PlanId>,
+    pub contacts: Vec<Contact>,
+    pub created_at: jiff::Timestamp,
+    pub updated_at: jiff::Timestamp,
+    pub first_referral_at: Option<jiff::Timestamp>,
+}

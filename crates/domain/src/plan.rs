@@ -137,3 +137,15 @@ mod tests {
         assert!(parse_tier_slug("rates", "gold tier").is_err());
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommissionPlan {
+    pub id: crate::ids::PlanId,
+    pub name: String,
+    pub kind: PlanKind,
+    pub cap: Option<Money>,
+    pub minimum: Option<Money>,
+    pub hold_days: u32,
+    pub is_default: bool,
+    pub created_at: jiff::Timestamp,
+}

@@ -1,1 +1,207 @@
-//! partnerloop
+//! partnerloop's storage adapter: one [`Store`] over SQLite or PostgreSQL,
+//! chosen by the database URL's scheme at start.
+//!
+//! Rules of this crate:
+//! - SQL is written once where it is portable. Placeholders are `$1, $2…`
+//!   and must appear in ascending order of first use: SQLite numbers `$N`
+//!   parameters by first appearance.
+//! - Each query body is written once inside [`on_read!`]/[`on_write!`],
+//!   which compile it for both engines; only engine-specific statements
+//!   branch by hand.
+//! - SQLite: WAL, a busy timeout, foreign keys on, `synchronous=FULL` by
+//!   default. All writes go through a single-connection pool, so writers
+//!   queue in-process instead of failing with SQLITE_BUSY; reads use a pool
+//!   of their own and never wait for a writer.
+//! - Every write method is one transaction, its audit row included.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use partnerloop_app::error::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+mod errors;
+mod idempotency;
+mod records;
+mod rows;
+mod store_impl;
+mod time;
+
+pub use errors::UNIQUE_CONSTRAINTS;
+
+/// How an SQLite database makes writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// An acknowledged write survives power loss (the default).
+    Full,
+    /// Faster; a power loss may lose the last transactions, never corrupts.
+    Normal,
+}
+
+impl FromStr for SqliteSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(SqliteSync::Full),
+            "normal" => Ok(SqliteSync::Normal),
+            _ => Err(format!("'{s}' is not one of: full, normal")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub sqlite_synchronous: SqliteSync,
+    /// Connections per process (PostgreSQL pool; SQLite read pool).
+    pub max_connections: u32,
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { sqlite_synchronous: SqliteSync::Full, max_connections: 8, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+pub(crate) enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// The SQL store. Cheap to clone (pools are shared).
+pub struct SqlStore {
+    pub(crate) db: Db,
+}
+
+/// Runs `$body` with `$p` bound to the pool that serves reads.
+macro_rules! on_read {
+    ($self:expr, |$p:ident| $body:expr) => {
+        match &$self.db {
+            $crate::Db::Sqlite { read: $p, .. } => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to the pool that takes writes.
+macro_rules! on_write {
+    ($self:expr, |$p:ident| $body:expr) => {
+        match &$self.db {
+            $crate::Db::Sqlite { write: $p, .. } => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use {on_read, on_write};
+
+/// Whether a URL names a database this store can open, and which engine.
+pub fn engine_of(url: &str) -> Result<&'static str, String> {
+    if url.starts_with("sqlite:") {
+        Ok("sqlite")
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok("postgres")
+    } else {
+        Err("must start with sqlite:// or postgres://".into())
+    }
+}
+
+impl SqlStore {
+    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
+    /// An SQLite file is created when missing.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let db = match engine_of(url).map_err(|e| StoreError::Other(e.into()))? {
+            "sqlite" => {
+                let sync = match options.sqlite_synchronous {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                };
+                let base = SqliteConnectOptions::from_str(url)
+                    .map_err(errors::map)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(sync)
+                    .busy_timeout(options.busy_timeout)
+                    .foreign_keys(true);
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(base.clone())
+                    .await
+                    .map_err(errors::map)?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .connect_with(base.read_only(true))
+                    .await
+                    .map_err(errors::map)?;
+                Db::Sqlite { read, write }
+            }
+            _ => {
+                let opts = PgConnectOptions::from_str(url).map_err(errors::map)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(errors::map)?;
+                Db::Postgres(pool)
+            }
+        };
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations. Safe to run from several processes at
+    /// once on PostgreSQL (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+        .map_err(|e| StoreError::Other(Box::new(e)))
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Column names and portable types of every table, for the test that
+    /// keeps the two engines' schemas identical.
+    pub async fn schema_outline(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut cols: Vec<(String, String, String)> = match &self.db {
+            Db::Sqlite { read, .. } => sqlx::query_as(
+                "SELECT m.name, p.name, lower(p.type) FROM sqlite_master m, pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(read)
+            .await
+            .map_err(errors::map)?,
+            Db::Postgres(pool) => sqlx::query_as(
+                "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(errors::map)?,
+        };
+        for c in &mut cols {
+            c.2 = match c.2.as_str() {
+                "text" => "text",
+                "bigint" => "bigint",
+                "integer" => "integer",
+                "boolean" => "boolean",
+                other => other,
+            }
+            .to_owned();
+        }
+        cols.sort();
+        Ok(cols)
+    }
+}

@@ -1,0 +1,69 @@
+//! The acting context: who does something, where, and when.
+
+use jiff::Timestamp;
+use partnerloop_domain::ids::{ApiKeyId, PartnerId, WorkspaceId};
+
+use crate::error::AppError;
+
+/// Who acts. Every audit row names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// An admin API token of the workspace.
+    Admin { key_id: ApiKeyId },
+    /// A partner API token or portal session: sees only that partner's records.
+    Partner { partner_id: PartnerId, key_id: Option<ApiKeyId> },
+    /// partnerloop itself or its operator's command line (`cli`, `demo`, `scheduler`).
+    System { name: &'static str },
+}
+
+impl Actor {
+    /// The audit log's text for this actor (`admin:key_…`, `partner:prt_…`, `system:cli`).
+    pub fn audit_name(&self) -> String {
+        match self {
+            Actor::Admin { key_id } => format!("admin:{key_id}"),
+            Actor::Partner { partner_id, .. } => format!("partner:{partner_id}"),
+            Actor::System { name } => format!("system:{name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub workspace_id: WorkspaceId,
+    pub actor: Actor,
+    /// The time of this action: read once from the clock at the edge.
+    pub now: Timestamp,
+}
+
+impl Ctx {
+    pub fn new(workspace_id: WorkspaceId, actor: Actor, now: Timestamp) -> Self {
+        Self { workspace_id, actor, now: truncate_to_micros(now) }
+    }
+
+    pub fn system(workspace_id: WorkspaceId, name: &'static str, now: Timestamp) -> Self {
+        Self::new(workspace_id, Actor::System { name }, now)
+    }
+
+    /// Admins and the system may manage the whole workspace.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        match self.actor {
+            Actor::Admin { .. } | Actor::System { .. } => Ok(()),
+            Actor::Partner { .. } => Err(AppError::Forbidden("this needs an admin token".into())),
+        }
+    }
+
+    /// The partner this context is limited to, if it is a partner's.
+    pub fn partner_scope(&self) -> Option<&PartnerId> {
+        match &self.actor {
+            Actor::Partner { partner_id, .. } => Some(partner_id),
+            _ => None,
+        }
+    }
+}
+
+/// Storage keeps microseconds; truncating once here keeps what a use case
+/// returns identical to what a later read returns.
+pub fn truncate_to_micros(t: Timestamp) -> Timestamp {
+    let micros = t.as_microsecond();
+    Timestamp::from_microsecond(micros).unwrap_or(t)
+}

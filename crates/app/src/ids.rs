@@ -1,0 +1,47 @@
+//! Making new ids: a kind prefix and a ULID, ordered by creation time.
+
+use jiff::Timestamp;
+
+/// A new id text like `prt_01JD…` whose time part is `now`.
+pub fn new_id(prefix: &str, now: Timestamp) -> String {
+    let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+    let ulid = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+    format!("{prefix}_{}", ulid.to_string().to_lowercase())
+}
+
+macro_rules! new_ids {
+    ($($fn_name:ident => $ty:ident),+ $(,)?) => {
+        $(
+            pub fn $fn_name(now: Timestamp) -> partnerloop_domain::ids::$ty {
+                partnerloop_domain::ids::$ty::from_string(new_id(partnerloop_domain::ids::$ty::PREFIX, now))
+            }
+        )+
+    };
+}
+
+new_ids!(
+    workspace_id => WorkspaceId,
+    partner_id => PartnerId,
+    contact_id => ContactId,
+    account_id => AccountId,
+    deal_id => DealId,
+    plan_id => PlanId,
+    api_key_id => ApiKeyId,
+    audit_id => AuditId,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let t1 = Timestamp::from_second(1_700_000_000).unwrap();
+        let t2 = Timestamp::from_second(1_700_000_001).unwrap();
+        let a = partner_id(t1);
+        let b = partner_id(t2);
+        assert!(a < b);
+        assert!(a.as_str().starts_with("prt_"));
+        assert_eq!(a.as_str().len(), 4 + 26);
+    }
+}

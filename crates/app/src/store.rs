@@ -1,0 +1,165 @@
+//! The storage port. Methods are coarse and transactional: each one either
+//! does all of its writes, audit row included, or none of them.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use partnerloop_domain::account::Account;
+use partnerloop_domain::deal::Deal;
+use partnerloop_domain::ids::{AccountId, ApiKeyId, DealId, PartnerId, PlanId, WorkspaceId};
+use partnerloop_domain::partner::{Partner, PartnerStatus};
+use partnerloop_domain::plan::CommissionPlan;
+
+use crate::error::StoreError;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub slug: String,
+    pub name: String,
+    pub currency: String,
+    pub created_at: Timestamp,
+}
+
+/// One row of the audit log: who changed what, when, from what to what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Admin,
+    Partner,
+}
+
+impl KeyKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyKind::Admin => "admin",
+            KeyKind::Partner => "partner",
+        }
+    }
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    pub kind: KeyKind,
+    pub partner_id: Option<PartnerId>,
+    pub name: Option<String>,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A window into a list, ordered by id (creation order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    /// Return records with an id greater than this one.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// The id to continue after, when there may be more.
+    pub next_after: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in id order.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, id_of: impl Fn(&T) -> String) -> Self {
+        let limit = limit as usize;
+        let next_after = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(&id_of)
+        } else {
+            None
+        };
+        Self { items: rows, next_after }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PartnerFilter {
+    pub status: Option<PartnerStatus>,
+    /// Limits the list to one partner (a partner token's view).
+    pub only: Option<PartnerId>,
+}
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use: the request runs and its response is saved.
+    New,
+    /// The same request ran before: its saved response.
+    Replay(SavedResponse),
+    /// The key was used with another request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+    /// The engine's name, for logs and /metrics.
+    fn engine(&self) -> &'static str;
+
+    async fn ensure_workspace(&self, slug: &str, name: &str, id: WorkspaceId, now: Timestamp) -> StoreResult<Workspace>;
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace>;
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Workspace>;
+    /// A value stored once per installation (the generated secret key).
+    async fn instance_setting_or_init(&self, name: &str, init: String) -> StoreResult<String>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<ApiKeyRecord>;
+
+    async fn insert_partner(&self, ws: &WorkspaceId, partner: &Partner, audit: &AuditEntry) -> StoreResult<()>;
+    async fn partner(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner>;
+    async fn list_partners(&self, ws: &WorkspaceId, filter: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>>;
+    /// Replaces a partner's own fields (not its contacts) if nobody changed
+    /// it since `expected_updated_at`; otherwise [`StoreError::Stale`].
+    async fn update_partner(&self, ws: &WorkspaceId, partner: &Partner, expected_updated_at: Timestamp, audit: &AuditEntry) -> StoreResult<()>;
+
+    async fn insert_account(&self, ws: &WorkspaceId, account: &Account, audit: &AuditEntry) -> StoreResult<()>;
+    async fn account(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account>;
+    async fn list_accounts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>>;
+
+    async fn insert_deal(&self, ws: &WorkspaceId, deal: &Deal, audit: &AuditEntry) -> StoreResult<()>;
+    async fn deal(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal>;
+    async fn list_deals(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>>;
+
+    /// Inserts a plan; a default plan takes the default flag from the
+    /// previous default in the same transaction.
+    async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()>;
+    async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan>;
+    async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>>;
+
+    async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Claims `key` within `scope` for a request whose fingerprint is `request_hash`.
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim>;
+    async fn save_idempotent_response(&self, scope: &str, key: &str, response: &SavedResponse) -> StoreResult<()>;
+    /// Frees a claimed key whose request failed on our side, so it may be retried.
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+}

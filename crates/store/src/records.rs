@@ -1,0 +1,360 @@
+//! Partners, accounts, direct deals and commission plans.
+
+use jiff::Timestamp;
+use partnerloop_app::error::StoreError;
+use partnerloop_app::store::{AuditEntry, Page, Paged, PartnerFilter, StoreResult};
+use partnerloop_domain::account::Account;
+use partnerloop_domain::deal::Deal;
+use partnerloop_domain::ids::{AccountId, DealId, PartnerId, PlanId, WorkspaceId};
+use partnerloop_domain::partner::Partner;
+use partnerloop_domain::plan::{CommissionPlan, PlanKind};
+
+use crate::errors::map;
+use crate::rows::{AccountRow, ContactRow, DealRow, PartnerRow, PlanRow};
+use crate::time::{opt_to_text, to_text};
+use crate::{on_read, on_write, SqlStore};
+
+/// Writes one audit row inside the transaction `$tx`.
+macro_rules! insert_audit {
+    ($tx:expr, $ws:expr, $a:expr) => {{
+        let a: &AuditEntry = $a;
+        sqlx::query(
+            "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(partnerloop_app::ids::audit_id(a.at).into_string())
+        .bind($ws.as_str())
+        .bind(to_text(a.at))
+        .bind(&a.actor)
+        .bind(&a.action)
+        .bind(&a.entity)
+        .bind(&a.entity_id)
+        .bind(a.before.as_ref().map(|v| v.to_string()))
+        .bind(a.after.as_ref().map(|v| v.to_string()))
+        .execute(&mut *$tx)
+        .await
+        .map_err(map)?;
+    }};
+}
+pub(crate) use insert_audit;
+
+macro_rules! partner_cols {
+    () => {
+        "id, name, type, status, tier, referral_code, website, commission_plan_id, created_at, updated_at, first_referral_at"
+    };
+}
+macro_rules! account_cols {
+    () => {
+        "id, name, domain, status, owner_email, created_at, updated_at"
+    };
+}
+macro_rules! deal_cols {
+    () => {
+        "id, name, company_name, company_domain, stage, amount_minor, currency, source, owner_email, created_at, closed_at, updated_at"
+    };
+}
+macro_rules! plan_cols {
+    () => {
+        "id, name, kind, rate, flat_minor, flat_currency, tier_rates, cap_minor, cap_currency, minimum_minor, minimum_currency, hold_days, is_default, created_at"
+    };
+}
+
+/// The page filter shared by the partner list and its contacts query.
+macro_rules! partner_page_where {
+    () => {
+        "workspace_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id > $4)"
+    };
+}
+
+fn page_limit(page: &Page) -> i64 {
+    i64::from(page.limit) + 1
+}
+
+impl SqlStore {
+    pub(crate) async fn insert_partner_(&self, ws: &WorkspaceId, p: &Partner, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(concat!("INSERT INTO partners (workspace_id, ", partner_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
+                .bind(ws.as_str())
+                .bind(p.id.as_str())
+                .bind(&p.name)
+                .bind(p.partner_type.as_str())
+                .bind(p.status.as_str())
+                .bind(p.tier.as_deref())
+                .bind(p.referral_code.as_str())
+                .bind(p.website.as_ref().map(|w| w.as_str()))
+                .bind(p.commission_plan_id.as_ref().map(|i| i.as_str()))
+                .bind(to_text(p.created_at))
+                .bind(to_text(p.updated_at))
+                .bind(opt_to_text(p.first_referral_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            for c in &p.contacts {
+                sqlx::query("INSERT INTO partner_contacts (id, workspace_id, partner_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(c.id.as_str())
+                    .bind(ws.as_str())
+                    .bind(p.id.as_str())
+                    .bind(&c.name)
+                    .bind(c.email.as_str())
+                    .bind(to_text(p.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn partner_(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner> {
+        on_read!(self, |pool| {
+            let row: PartnerRow = sqlx::query_as(concat!("SELECT ", partner_cols!(), " FROM partners WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            let contacts: Vec<ContactRow> =
+                sqlx::query_as("SELECT id, partner_id, name, email FROM partner_contacts WHERE partner_id = $1 ORDER BY id")
+                    .bind(id.as_str())
+                    .fetch_all(pool)
+                    .await
+                    .map_err(map)?;
+            row.into_partner(&contacts)
+        })
+    }
+
+    pub(crate) async fn list_partners_(&self, ws: &WorkspaceId, f: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>> {
+        on_read!(self, |pool| {
+            let rows: Vec<PartnerRow> = sqlx::query_as(concat!(
+                "SELECT ", partner_cols!(), " FROM partners WHERE ", partner_page_where!(), " ORDER BY id LIMIT $5"
+            ))
+            .bind(ws.as_str())
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.only.as_ref().map(|p| p.as_str()))
+            .bind(page.after.as_deref())
+            .bind(page_limit(page))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let contacts: Vec<ContactRow> = sqlx::query_as(concat!(
+                "SELECT id, partner_id, name, email FROM partner_contacts WHERE partner_id IN (SELECT id FROM partners WHERE ",
+                partner_page_where!(),
+                " ORDER BY id LIMIT $5) ORDER BY id"
+            ))
+            .bind(ws.as_str())
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.only.as_ref().map(|p| p.as_str()))
+            .bind(page.after.as_deref())
+            .bind(page_limit(page))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let partners = rows.into_iter().map(|r| r.into_partner(&contacts)).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(partners, page.limit, |p| p.id.to_string()))
+        })
+    }
+
+    pub(crate) async fn update_partner_(&self, ws: &WorkspaceId, p: &Partner, expected: Timestamp, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let done = sqlx::query(
+                "UPDATE partners SET name = $1, type = $2, status = $3, tier = $4, website = $5, commission_plan_id = $6, updated_at = $7
+                 WHERE workspace_id = $8 AND id = $9 AND updated_at = $10",
+            )
+            .bind(&p.name)
+            .bind(p.partner_type.as_str())
+            .bind(p.status.as_str())
+            .bind(p.tier.as_deref())
+            .bind(p.website.as_ref().map(|w| w.as_str()))
+            .bind(p.commission_plan_id.as_ref().map(|i| i.as_str()))
+            .bind(to_text(p.updated_at))
+            .bind(ws.as_str())
+            .bind(p.id.as_str())
+            .bind(to_text(expected))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Stale);
+            }
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn insert_account_(&self, ws: &WorkspaceId, a: &Account, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(concat!("INSERT INTO accounts (workspace_id, ", account_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                .bind(ws.as_str())
+                .bind(a.id.as_str())
+                .bind(&a.name)
+                .bind(a.domain.as_str())
+                .bind(a.status.as_str())
+                .bind(a.owner_email.as_ref().map(|e| e.as_str()))
+                .bind(to_text(a.created_at))
+                .bind(to_text(a.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn account_(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account> {
+        on_read!(self, |pool| {
+            let row: AccountRow = sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    pub(crate) async fn list_accounts_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>> {
+        on_read!(self, |pool| {
+            let rows: Vec<AccountRow> = sqlx::query_as(concat!(
+                "SELECT ", account_cols!(), " FROM accounts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .bind(ws.as_str())
+            .bind(page.after.as_deref())
+            .bind(page_limit(page))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let items = rows.into_iter().map(Account::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(items, page.limit, |a| a.id.to_string()))
+        })
+    }
+
+    pub(crate) async fn insert_deal_(&self, ws: &WorkspaceId, d: &Deal, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(concat!("INSERT INTO deals (workspace_id, ", deal_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
+                .bind(ws.as_str())
+                .bind(d.id.as_str())
+                .bind(&d.name)
+                .bind(&d.company_name)
+                .bind(d.company_domain.as_ref().map(|c| c.as_str()))
+                .bind(d.stage.as_str())
+                .bind(d.amount.minor())
+                .bind(d.amount.currency().code())
+                .bind(d.source.as_str())
+                .bind(d.owner_email.as_ref().map(|e| e.as_str()))
+                .bind(to_text(d.created_at))
+                .bind(opt_to_text(d.closed_at))
+                .bind(to_text(d.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn deal_(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal> {
+        on_read!(self, |pool| {
+            let row: DealRow = sqlx::query_as(concat!("SELECT ", deal_cols!(), " FROM deals WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    pub(crate) async fn list_deals_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>> {
+        on_read!(self, |pool| {
+            let rows: Vec<DealRow> = sqlx::query_as(concat!(
+                "SELECT ", deal_cols!(), " FROM deals WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .bind(ws.as_str())
+            .bind(page.after.as_deref())
+            .bind(page_limit(page))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let items = rows.into_iter().map(Deal::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(items, page.limit, |d| d.id.to_string()))
+        })
+    }
+
+    pub(crate) async fn insert_plan_(&self, ws: &WorkspaceId, p: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()> {
+        let (rate, flat, tiers) = match &p.kind {
+            PlanKind::Percent { rate } => (Some(rate.to_string()), None, None),
+            PlanKind::Flat { amount } => (None, Some(*amount), None),
+            PlanKind::Tiered { rates } => {
+                let map: std::collections::BTreeMap<&str, String> = rates.iter().map(|(t, r)| (t.as_str(), r.to_string())).collect();
+                (None, None, Some(serde_json::to_string(&map).map_err(|e| StoreError::Other(Box::new(e)))?))
+            }
+        };
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            if p.is_default {
+                sqlx::query("UPDATE commission_plans SET is_default = FALSE WHERE workspace_id = $1 AND is_default")
+                    .bind(ws.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            sqlx::query(concat!(
+                "INSERT INTO commission_plans (workspace_id, ", plan_cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .bind(ws.as_str())
+            .bind(p.id.as_str())
+            .bind(&p.name)
+            .bind(p.kind.name())
+            .bind(rate.as_deref())
+            .bind(flat.map(|m| m.minor()))
+            .bind(flat.map(|m| m.currency().code().to_owned()))
+            .bind(tiers.as_deref())
+            .bind(p.cap.map(|m| m.minor()))
+            .bind(p.cap.map(|m| m.currency().code().to_owned()))
+            .bind(p.minimum.map(|m| m.minor()))
+            .bind(p.minimum.map(|m| m.currency().code().to_owned()))
+            .bind(i32::try_from(p.hold_days).unwrap_or(i32::MAX))
+            .bind(p.is_default)
+            .bind(to_text(p.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn plan_(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan> {
+        on_read!(self, |pool| {
+            let row: PlanRow = sqlx::query_as(concat!("SELECT ", plan_cols!(), " FROM commission_plans WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    pub(crate) async fn list_plans_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
+        on_read!(self, |pool| {
+            let rows: Vec<PlanRow> = sqlx::query_as(concat!(
+                "SELECT ", plan_cols!(), " FROM commission_plans WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .bind(ws.as_str())
+            .bind(page.after.as_deref())
+            .bind(page_limit(page))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let items = rows.into_iter().map(CommissionPlan::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(items, page.limit, |p| p.id.to_string()))
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! The [`Store`] trait over [`SqlStore`]: workspaces, settings, API keys and
+//! the audit log here; records and idempotency delegate to their modules.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use partnerloop_app::error::StoreError;
+use partnerloop_app::store::*;
+use partnerloop_domain::account::Account;
+use partnerloop_domain::deal::Deal;
+use partnerloop_domain::ids::{AccountId, DealId, PartnerId, PlanId, WorkspaceId};
+use partnerloop_domain::partner::Partner;
+use partnerloop_domain::plan::CommissionPlan;
+
+use crate::errors::map;
+use crate::records::insert_audit;
+use crate::rows::{ApiKeyRow, AuditRow, WorkspaceRow};
+use crate::time::{opt_to_text, to_text};
+use crate::{on_read, on_write, Db, SqlStore};
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        on_read!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(map))
+    }
+
+    fn engine(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite { .. } => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn ensure_workspace(&self, slug: &str, name: &str, id: WorkspaceId, now: Timestamp) -> StoreResult<Workspace> {
+        on_write!(self, |pool| {
+            sqlx::query("INSERT INTO workspaces (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING")
+                .bind(id.as_str())
+                .bind(slug)
+                .bind(name)
+                .bind(to_text(now))
+                .execute(pool)
+                .await
+                .map_err(map)?;
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace> {
+        on_read!(self, |pool| {
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Workspace> {
+        on_read!(self, |pool| {
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    async fn instance_setting_or_init(&self, name: &str, init: String) -> StoreResult<String> {
+        on_write!(self, |pool| {
+            sqlx::query("INSERT INTO instance_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(&init)
+                .execute(pool)
+                .await
+                .map_err(map)?;
+            sqlx::query_scalar("SELECT value FROM instance_settings WHERE name = $1").bind(name).fetch_one(pool).await.map_err(map)
+        })
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, workspace_id, kind, partner_id, name, token_hash, created_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(key.id.as_str())
+            .bind(key.workspace_id.as_str())
+            .bind(key.kind.as_str())
+            .bind(key.partner_id.as_ref().map(|p| p.as_str()))
+            .bind(key.name.as_deref())
+            .bind(&key.token_hash)
+            .bind(to_text(key.created_at))
+            .bind(opt_to_text(key.revoked_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, key.workspace_id, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<ApiKeyRecord> {
+        on_read!(self, |pool| {
+            let row: ApiKeyRow = sqlx::query_as(
+                "SELECT id, workspace_id, kind, partner_id, name, token_hash, created_at, revoked_at FROM api_keys WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_one(pool)
+            .await
+            .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    async fn insert_partner(&self, ws: &WorkspaceId, partner: &Partner, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_partner_(ws, partner, audit).await
+    }
+    async fn partner(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner> {
+        self.partner_(ws, id).await
+    }
+    async fn list_partners(&self, ws: &WorkspaceId, filter: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>> {
+        self.list_partners_(ws, filter, page).await
+    }
+    async fn update_partner(&self, ws: &WorkspaceId, partner: &Partner, expected: Timestamp, audit: &AuditEntry) -> StoreResult<()> {
+        self.update_partner_(ws, partner, expected, audit).await
+    }
+    async fn insert_account(&self, ws: &WorkspaceId, account: &Account, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_account_(ws, account, audit).await
+    }
+    async fn account(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account> {
+        self.account_(ws, id).await
+    }
+    async fn list_accounts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>> {
+        self.list_accounts_(ws, page).await
+    }
+    async fn insert_deal(&self, ws: &WorkspaceId, deal: &Deal, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_deal_(ws, deal, audit).await
+    }
+    async fn deal(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal> {
+        self.deal_(ws, id).await
+    }
+    async fn list_deals(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>> {
+        self.list_deals_(ws, page).await
+    }
+    async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()> {
+        self.insert_plan_(ws, plan, audit).await
+    }
+    async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan> {
+        self.plan_(ws, id).await
+    }
+    async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
+        self.list_plans_(ws, page).await
+    }
+
+    async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>> {
+        on_read!(self, |pool| {
+            let rows: Vec<AuditRow> = sqlx::query_as(
+                "SELECT at, actor, action, entity, entity_id, before_state, after_state FROM audit_log
+                 WHERE workspace_id = $1 AND entity_id = $2 ORDER BY id",
+            )
+            .bind(ws.as_str())
+            .bind(entity_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim> {
+        self.claim_(scope, key, request_hash, now).await
+    }
+    async fn save_idempotent_response(&self, scope: &str, key: &str, response: &SavedResponse) -> StoreResult<()> {
+        self.save_response_(scope, key, response).await
+    }
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
+        self.release_(scope, key).await
+    }
+}
