@@ -105,3 +105,8 @@ pub async fn authenticate(store: &dyn Store, token: &str) -> Result<(WorkspaceId
     Ok((key.workspace_id, actor))
 }
 
+
+/// A new random secret of 256 bits, URL-safe text.
+pub fn random_secret() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}

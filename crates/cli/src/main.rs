@@ -1,1 +1,222 @@
-fn main(){}
+//! `partnerloop`: the one binary. Parses configuration, picks the adapters
+//! (this is the only crate that knows every concrete type) and runs a
+//! command.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use partnerloop_app::{workspaces, Ctx, Store};
+use partnerloop_store::SqlStore;
+
+mod config;
+mod demo;
+
+use config::{Config, SettingsArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "partnerloop", version, about = "Referral partner programs that turn introductions into predictable pipeline.")]
+struct Cli {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve {
+        /// Seed a demo workspace when the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Seed demo data (partners, accounts, deals, plans) into a workspace.
+    Demo {
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API token and print it, alone, on stdout.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Workspace slug; created when it does not exist.
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Role {
+    Admin,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("partnerloop: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("partnerloop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("partnerloop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries command output (tokens, URLs) alone.
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
+    let store = SqlStore::connect(&config.database_url, &config.store)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            open_store(&config).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Create { role: Role::Admin, workspace, name } } => {
+            let store = open_store(&config).await?;
+            let now = jiff::Timestamp::now();
+            let ws = workspaces::ensure(store.as_ref(), &workspace, now).await.map_err(|e| anyhow::anyhow!("--workspace: {e:?}"))?;
+            let ctx = Ctx::system(ws.id, "cli", now);
+            let token = partnerloop_app::auth::create_admin_key(store.as_ref(), &ctx, name.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the key: {e}"))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Demo { workspace } => {
+            let store = open_store(&config).await?;
+            let token = demo::seed(store.as_ref(), &workspace).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve { demo } => serve(config, demo).await,
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let now = jiff::Timestamp::now();
+    workspaces::ensure(store.as_ref(), workspaces::DEFAULT_SLUG, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if config.secret_key.is_none() {
+        store
+            .instance_setting_or_init("secret_key", partnerloop_app::auth::random_secret()).await.context("cannot store the generated secret key")?;
+    }
+    if demo && demo::is_empty(store.as_ref()).await? {
+        let token = demo::seed(store.as_ref(), workspaces::DEFAULT_SLUG).await?;
+        // Shown to the operator's terminal once, like `keys create`; never logged.
+        println!("Demo workspace seeded. Admin API token (shown once): {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+    log_setup(&config);
+    tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
+    let state = partnerloop_web::AppState::new(store.clone());
+    partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One line per adapter saying how it is set up; secrets never appear.
+fn log_setup(c: &Config) {
+    match &c.smtp_url {
+        Some(url) => {
+            let host = url.expose().rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| url.expose().split_once("://").map(|(_, h)| h).unwrap_or_default());
+            tracing::info!(host, from = %c.mail_from, "mail: SMTP");
+        }
+        None => tracing::info!(dir = %c.mail_dir.display(), from = %c.mail_from, "mail: written as .eml files"),
+    }
+    match c.inbound_smtp_bind {
+        Some(addr) => tracing::info!(%addr, domain = %c.inbound_domain, "inbound SMTP receiver: on"),
+        None => tracing::info!(domain = %c.inbound_domain, "inbound SMTP receiver: off"),
+    }
+    tracing::info!(
+        inbound_email_endpoint = c.inbound_key.is_some(),
+        slack = c.slack_webhook_url.is_some(),
+        hubspot = c.hubspot_token.is_some(),
+        hubspot_webhooks_verified = c.hubspot_client_secret.is_some(),
+        hubspot_base_url = %c.hubspot_base_url,
+        salesforce = c.salesforce_instance_url.as_deref().unwrap_or("off"),
+        salesforce_token = c.salesforce_token.is_some(),
+        secret_key = if c.secret_key.is_some() { "configured" } else { "generated and stored" },
+        "integrations"
+    );
+}
+
+fn store_engine(store: &SqlStore) -> &'static str {
+    store.engine()
+}
+
+/// Resolves on SIGTERM or Ctrl-C; the server then drains in-flight requests.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
