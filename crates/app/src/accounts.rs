@@ -1,10 +1,10 @@
 //! Accounts the vendor already has: prospects, customers, off-limits.
 //! Admin-only; one account per domain in a workspace.
 
+use partnerloop_domain::Email;
 use partnerloop_domain::account::{Account, AccountStatus};
 use partnerloop_domain::company::CompanyDomain;
 use partnerloop_domain::ids::AccountId;
-use partnerloop_domain::Email;
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -20,7 +20,11 @@ pub struct AccountForCreate {
     pub owner_email: Option<Email>,
 }
 
-pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Result<Account, AppError> {
+pub async fn create(
+    store: &dyn Store,
+    ctx: &Ctx,
+    input: AccountForCreate,
+) -> Result<Account, AppError> {
     ctx.require_admin()?;
     let account = Account {
         id: ids::account_id(ctx.now),
@@ -45,11 +49,14 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Re
             "owner_email": account.owner_email.as_ref().map(|e| e.as_str()),
         })),
     };
-    match store.insert_account(&ctx.workspace_id, &account, &audit).await {
+    match store
+        .insert_account(&ctx.workspace_id, &account, &audit)
+        .await
+    {
         Ok(()) => Ok(account),
-        Err(StoreError::Conflict { constraint }) if constraint == "accounts_domain_uq" => {
-            Err(AppError::conflict(Some("domain"), "an account with this domain already exists"))
-        }
+        Err(StoreError::Conflict { constraint }) if constraint == "accounts_domain_uq" => Err(
+            AppError::conflict(Some("domain"), "an account with this domain already exists"),
+        ),
         Err(e) => Err(e.into()),
     }
 }

@@ -27,7 +27,10 @@ pub enum AppError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     #[error("conflict: {message}")]
-    Conflict { message: String, field: Option<String> },
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
     #[error("storage failed")]
     Store(#[source] StoreError),
 }
@@ -38,7 +41,10 @@ impl AppError {
     }
 
     pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
-        AppError::Conflict { message: message.into(), field: field.map(str::to_owned) }
+        AppError::Conflict {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
     }
 }
 
@@ -46,7 +52,10 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound,
-            StoreError::Stale => AppError::conflict(None, "the record was changed by someone else; read it again"),
+            StoreError::Stale => AppError::conflict(
+                None,
+                "the record was changed by someone else; read it again",
+            ),
             other => AppError::Store(other),
         }
     }

@@ -3,14 +3,14 @@
 //! at once. Seeded through the same use cases as the API, so it is audited
 //! and valid like any other data.
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{Context as _, anyhow};
 use jiff::{SignedDuration, Timestamp};
 use partnerloop_app::accounts::{self, AccountForCreate};
 use partnerloop_app::deals::{self, DealForCreate};
 use partnerloop_app::partners::{self, PartnerForCreate};
 use partnerloop_app::plans::{self, PlanForCreate};
 use partnerloop_app::store::{Page, PartnerFilter};
-use partnerloop_app::{workspaces, AppError, Ctx, Store};
+use partnerloop_app::{AppError, Ctx, Store, workspaces};
 use partnerloop_domain::account::AccountStatus;
 use partnerloop_domain::company::CompanyDomain;
 use partnerloop_domain::deal::{DealSource, Stage};
@@ -30,7 +30,14 @@ fn app<T>(r: Result<T, AppError>) -> anyhow::Result<T> {
 pub async fn is_empty(store: &dyn Store) -> anyhow::Result<bool> {
     let ws = app(workspaces::ensure(store, workspaces::DEFAULT_SLUG, Timestamp::now()).await)?;
     let page = store
-        .list_partners(&ws.id, &PartnerFilter::default(), &Page { limit: 1, after: None })
+        .list_partners(
+            &ws.id,
+            &PartnerFilter::default(),
+            &Page {
+                limit: 1,
+                after: None,
+            },
+        )
         .await
         .context("cannot read partners")?;
     Ok(page.items.is_empty())
@@ -44,99 +51,203 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
     let usd = Currency::USD;
     let days_ago = |d: i64| now - SignedDuration::from_hours(24 * d);
 
-    let standard = app(plans::create(store, &ctx, PlanForCreate {
-        name: "Standard 15%".into(),
-        kind: PlanKind::Percent { rate: field(Rate::parse("rate", "0.15"))? },
-        cap: Some(Money::from_minor(2_500_000, usd)),
-        minimum: None,
-        hold_days: 30,
-        is_default: true,
-    })
-    .await)?;
-    app(plans::create(store, &ctx, PlanForCreate {
-        name: "Customer referral bounty".into(),
-        kind: PlanKind::Flat { amount: Money::from_minor(50_000, usd) },
-        cap: None,
-        minimum: None,
-        hold_days: 30,
-        is_default: false,
-    })
-    .await)?;
-    let tiered = app(plans::create(store, &ctx, PlanForCreate {
-        name: "Agency tiers".into(),
-        kind: PlanKind::Tiered {
-            rates: [("bronze", "0.10"), ("silver", "0.15"), ("gold", "0.20")]
-                .into_iter()
-                .map(|(t, r)| Ok((t.to_owned(), field(Rate::parse("rates", r))?)))
-                .collect::<anyhow::Result<_>>()?,
+    let standard = app(plans::create(
+        store,
+        &ctx,
+        PlanForCreate {
+            name: "Standard 15%".into(),
+            kind: PlanKind::Percent {
+                rate: field(Rate::parse("rate", "0.15"))?,
+            },
+            cap: Some(Money::from_minor(2_500_000, usd)),
+            minimum: None,
+            hold_days: 30,
+            is_default: true,
         },
-        cap: None,
-        minimum: None,
-        hold_days: 45,
-        is_default: false,
-    })
+    )
+    .await)?;
+    app(plans::create(
+        store,
+        &ctx,
+        PlanForCreate {
+            name: "Customer referral bounty".into(),
+            kind: PlanKind::Flat {
+                amount: Money::from_minor(50_000, usd),
+            },
+            cap: None,
+            minimum: None,
+            hold_days: 30,
+            is_default: false,
+        },
+    )
+    .await)?;
+    let tiered = app(plans::create(
+        store,
+        &ctx,
+        PlanForCreate {
+            name: "Agency tiers".into(),
+            kind: PlanKind::Tiered {
+                rates: [("bronze", "0.10"), ("silver", "0.15"), ("gold", "0.20")]
+                    .into_iter()
+                    .map(|(t, r)| Ok((t.to_owned(), field(Rate::parse("rates", r))?)))
+                    .collect::<anyhow::Result<_>>()?,
+            },
+            cap: None,
+            minimum: None,
+            hold_days: 45,
+            is_default: false,
+        },
+    )
     .await)?;
 
     let partner_rows = [
-        ("Northwind Consulting", PartnerType::Consultant, "Ada Park", "ada@northwind.example", "northwind.example", Some("gold"), 320),
-        ("Brightlane Agency", PartnerType::Agency, "Ben Ortiz", "ben@brightlane.example", "brightlane.example", Some("silver"), 210),
-        ("Stackbridge", PartnerType::Technology, "Chen Wu", "chen@stackbridge.example", "stackbridge.example", None, 150),
-        ("Harbor & Co", PartnerType::Customer, "Dana Reyes", "dana@harbor.example", "harbor.example", None, 90),
-        ("Quill Advisory", PartnerType::Consultant, "Eli Novak", "eli@quill.example", "quill.example", Some("bronze"), 20),
+        (
+            "Northwind Consulting",
+            PartnerType::Consultant,
+            "Ada Park",
+            "ada@northwind.example",
+            "northwind.example",
+            Some("gold"),
+            320,
+        ),
+        (
+            "Brightlane Agency",
+            PartnerType::Agency,
+            "Ben Ortiz",
+            "ben@brightlane.example",
+            "brightlane.example",
+            Some("silver"),
+            210,
+        ),
+        (
+            "Stackbridge",
+            PartnerType::Technology,
+            "Chen Wu",
+            "chen@stackbridge.example",
+            "stackbridge.example",
+            None,
+            150,
+        ),
+        (
+            "Harbor & Co",
+            PartnerType::Customer,
+            "Dana Reyes",
+            "dana@harbor.example",
+            "harbor.example",
+            None,
+            90,
+        ),
+        (
+            "Quill Advisory",
+            PartnerType::Consultant,
+            "Eli Novak",
+            "eli@quill.example",
+            "quill.example",
+            Some("bronze"),
+            20,
+        ),
     ];
     for (name, kind, contact, email, site, tier, age) in partner_rows {
         let plan = match kind {
             PartnerType::Agency => Some(tiered.id.clone()),
             _ => Some(standard.id.clone()),
         };
-        app(partners::create(store, &ctx, PartnerForCreate {
-            name: name.into(),
-            partner_type: kind,
-            status: PartnerStatus::Active,
-            tier: tier.map(str::to_owned),
-            contact_name: contact.into(),
-            contact_email: field(Email::parse("email", email))?,
-            website: Some(field(CompanyDomain::parse("website", site))?),
-            commission_plan_id: plan,
-            created_at: Some(days_ago(age)),
-        })
+        app(partners::create(
+            store,
+            &ctx,
+            PartnerForCreate {
+                name: name.into(),
+                partner_type: kind,
+                status: PartnerStatus::Active,
+                tier: tier.map(str::to_owned),
+                contact_name: contact.into(),
+                contact_email: field(Email::parse("email", email))?,
+                website: Some(field(CompanyDomain::parse("website", site))?),
+                commission_plan_id: plan,
+                created_at: Some(days_ago(age)),
+            },
+        )
         .await)?;
     }
 
     let account_rows = [
         ("Initech", "initech.example", AccountStatus::Customer),
-        ("Umbrella Corporation", "umbrella.example", AccountStatus::OffLimits),
+        (
+            "Umbrella Corporation",
+            "umbrella.example",
+            AccountStatus::OffLimits,
+        ),
         ("Soylent", "soylent.example", AccountStatus::Prospect),
         ("Hooli", "hooli.example", AccountStatus::Customer),
     ];
     for (name, domain, status) in account_rows {
-        app(accounts::create(store, &ctx, AccountForCreate {
-            name: name.into(),
-            domain: field(CompanyDomain::parse("domain", domain))?,
-            status,
-            owner_email: Some(field(Email::parse("owner_email", "sam@vendor.example"))?),
-        })
+        app(accounts::create(
+            store,
+            &ctx,
+            AccountForCreate {
+                name: name.into(),
+                domain: field(CompanyDomain::parse("domain", domain))?,
+                status,
+                owner_email: Some(field(Email::parse("owner_email", "sam@vendor.example"))?),
+            },
+        )
         .await)?;
     }
 
     let deal_rows = [
-        ("Soylent platform", "Soylent", "soylent.example", Stage::Proposal, 3_600_000, 40, None),
-        ("Initech expansion", "Initech", "initech.example", Stage::ClosedWon, 1_800_000, 200, Some(150)),
-        ("Hooli pilot", "Hooli", "hooli.example", Stage::ClosedWon, 950_000, 120, Some(60)),
-        ("Vandelay imports", "Vandelay Industries", "vandelay.example", Stage::ClosedLost, 1_200_000, 90, Some(30)),
+        (
+            "Soylent platform",
+            "Soylent",
+            "soylent.example",
+            Stage::Proposal,
+            3_600_000,
+            40,
+            None,
+        ),
+        (
+            "Initech expansion",
+            "Initech",
+            "initech.example",
+            Stage::ClosedWon,
+            1_800_000,
+            200,
+            Some(150),
+        ),
+        (
+            "Hooli pilot",
+            "Hooli",
+            "hooli.example",
+            Stage::ClosedWon,
+            950_000,
+            120,
+            Some(60),
+        ),
+        (
+            "Vandelay imports",
+            "Vandelay Industries",
+            "vandelay.example",
+            Stage::ClosedLost,
+            1_200_000,
+            90,
+            Some(30),
+        ),
     ];
     for (name, company, domain, stage, cents, age, closed) in deal_rows {
-        app(deals::create(store, &ctx, DealForCreate {
-            name: name.into(),
-            company_name: company.into(),
-            company_domain: Some(field(CompanyDomain::parse("domain", domain))?),
-            stage,
-            amount: Money::from_minor(cents, usd),
-            source: DealSource::Direct,
-            owner_email: Some(field(Email::parse("owner_email", "sam@vendor.example"))?),
-            created_at: Some(days_ago(age)),
-            closed_at: closed.map(days_ago),
-        })
+        app(deals::create(
+            store,
+            &ctx,
+            DealForCreate {
+                name: name.into(),
+                company_name: company.into(),
+                company_domain: Some(field(CompanyDomain::parse("domain", domain))?),
+                stage,
+                amount: Money::from_minor(cents, usd),
+                source: DealSource::Direct,
+                owner_email: Some(field(Email::parse("owner_email", "sam@vendor.example"))?),
+                created_at: Some(days_ago(age)),
+                closed_at: closed.map(days_ago),
+            },
+        )
         .await)?;
     }
 

@@ -95,16 +95,26 @@ pub fn required_text(field: &str, input: &str, max: usize) -> Result<String, Fie
         return Err(FieldError::new(field, "must not be empty"));
     }
     if text.chars().count() > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if text.chars().any(|c| c.is_control()) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
 
 /// An optional text: empty or blank input means absent.
-pub fn optional_text(field: &str, input: Option<&str>, max: usize) -> Result<Option<String>, FieldError> {
+pub fn optional_text(
+    field: &str,
+    input: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
     match input.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => required_text(field, t, max).map(Some),
@@ -129,6 +139,9 @@ mod tests {
 
     #[test]
     fn nesting_prefixes_the_path() {
-        assert_eq!(FieldError::new("email", "bad").under("contact").field, "contact.email");
+        assert_eq!(
+            FieldError::new("email", "bad").under("contact").field,
+            "contact.email"
+        );
     }
 }

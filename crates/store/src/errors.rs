@@ -7,12 +7,24 @@ use partnerloop_app::error::StoreError;
 /// Each unique index and the column list SQLite reports for it.
 pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("workspaces_slug_uq", "workspaces.slug"),
-    ("commission_plans_name_uq", "commission_plans.workspace_id, commission_plans.name"),
-    ("commission_plans_default_uq", "commission_plans.workspace_id"),
+    (
+        "commission_plans_name_uq",
+        "commission_plans.workspace_id, commission_plans.name",
+    ),
+    (
+        "commission_plans_default_uq",
+        "commission_plans.workspace_id",
+    ),
     ("partners_referral_code_uq", "partners.referral_code"),
-    ("partner_contacts_email_uq", "partner_contacts.workspace_id, partner_contacts.email"),
+    (
+        "partner_contacts_email_uq",
+        "partner_contacts.workspace_id, partner_contacts.email",
+    ),
     ("api_keys_token_hash_uq", "api_keys.token_hash"),
-    ("accounts_domain_uq", "accounts.workspace_id, accounts.domain"),
+    (
+        "accounts_domain_uq",
+        "accounts.workspace_id, accounts.domain",
+    ),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {

@@ -7,7 +7,7 @@ use partnerloop_app::store::{IdempotencyClaim, SavedResponse, StoreResult};
 
 use crate::errors::map;
 use crate::time::to_text;
-use crate::{on_write, SqlStore};
+use crate::{SqlStore, on_write};
 
 const ABANDONED_AFTER: SignedDuration = SignedDuration::from_secs(300);
 
@@ -20,7 +20,13 @@ struct ClaimRow {
 }
 
 impl SqlStore {
-    pub(crate) async fn claim_(&self, scope: &str, key: &str, hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim> {
+    pub(crate) async fn claim_(
+        &self,
+        scope: &str,
+        key: &str,
+        hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyClaim> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             let inserted = sqlx::query(
@@ -63,14 +69,23 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
-                if taken_over.rows_affected() == 1 { IdempotencyClaim::New } else { IdempotencyClaim::InProgress }
+                if taken_over.rows_affected() == 1 {
+                    IdempotencyClaim::New
+                } else {
+                    IdempotencyClaim::InProgress
+                }
             };
             tx.commit().await.map_err(map)?;
             Ok(claim)
         })
     }
 
-    pub(crate) async fn save_response_(&self, scope: &str, key: &str, r: &SavedResponse) -> StoreResult<()> {
+    pub(crate) async fn save_response_(
+        &self,
+        scope: &str,
+        key: &str,
+        r: &SavedResponse,
+    ) -> StoreResult<()> {
         on_write!(self, |pool| {
             sqlx::query("UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5")
                 .bind(i32::from(r.status))
@@ -87,12 +102,14 @@ impl SqlStore {
 
     pub(crate) async fn release_(&self, scope: &str, key: &str) -> StoreResult<()> {
         on_write!(self, |pool| {
-            sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
-                .bind(scope)
-                .bind(key)
-                .execute(pool)
-                .await
-                .map_err(map)?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
+            )
+            .bind(scope)
+            .bind(key)
+            .execute(pool)
+            .await
+            .map_err(map)?;
             Ok(())
         })
     }

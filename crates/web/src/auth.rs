@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use partnerloop_app::{Actor, AppError};
 use partnerloop_domain::ids::WorkspaceId;
 
-use crate::problem::ApiError;
 use crate::AppState;
+use crate::problem::ApiError;
 
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -31,13 +31,20 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = bearer(&req) else {
         return ApiError::App(AppError::Unauthorized).into_response();
     };
     match partnerloop_app::auth::authenticate(state.store.as_ref(), token).await {
         Ok((workspace_id, actor)) => {
-            req.extensions_mut().insert(Principal { workspace_id, actor });
+            req.extensions_mut().insert(Principal {
+                workspace_id,
+                actor,
+            });
             next.run(req).await
         }
         Err(e) => ApiError::App(e).into_response(),

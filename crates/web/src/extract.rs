@@ -5,14 +5,14 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use axum::http::{StatusCode, header};
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use partnerloop_app::store::Page;
 use partnerloop_app::{AppError, Ctx};
 use partnerloop_domain::FieldError;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::auth::Principal;
 use crate::problem::ApiError;
@@ -55,7 +55,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = strip_position(&inner.to_string());
                 // "missing field `x`" is reported at the parent: name the field itself.
-                let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+                let field = match message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
                     Some(missing) if path == "." => missing.to_owned(),
                     Some(missing) => format!("{path}.{missing}"),
                     None => path,
@@ -81,8 +84,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let principal = parts.extensions.get::<Principal>().ok_or(ApiError::App(AppError::Unauthorized))?;
-        Ok(Auth(Ctx::new(principal.workspace_id.clone(), principal.actor.clone(), jiff::Timestamp::now())))
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or(ApiError::App(AppError::Unauthorized))?;
+        Ok(Auth(Ctx::new(
+            principal.workspace_id.clone(),
+            principal.actor.clone(),
+            jiff::Timestamp::now(),
+        )))
     }
 }
 
@@ -101,7 +111,12 @@ impl ListParams {
         let limit = match self.limit.as_deref() {
             None | Some("") => DEFAULT_LIMIT,
             Some(s) => match s.parse::<u64>() {
-                Ok(0) | Err(_) => return Err(FieldError::new("limit", "must be a whole number from 1 to 500")),
+                Ok(0) | Err(_) => {
+                    return Err(FieldError::new(
+                        "limit",
+                        "must be a whole number from 1 to 500",
+                    ));
+                }
                 Ok(n) => u32::try_from(n.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT),
             },
         };
@@ -112,8 +127,12 @@ impl ListParams {
                     .decode(c)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .filter(|s| s.len() < 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-                    .ok_or_else(|| FieldError::new("cursor", "is not a cursor returned by this list"))?,
+                    .filter(|s| {
+                        s.len() < 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    .ok_or_else(|| {
+                        FieldError::new("cursor", "is not a cursor returned by this list")
+                    })?,
             ),
         };
         Ok(Page { limit, after })

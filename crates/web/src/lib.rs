@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{middleware, Json, Router};
+use axum::{Json, Router, middleware};
 use partnerloop_app::Store;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -27,7 +27,7 @@ pub mod idempotency;
 pub mod observe;
 pub mod problem;
 
-use problem::{problem, ApiError};
+use problem::{ApiError, problem};
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -41,7 +41,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, metrics: Arc::new(observe::Metrics::new()) }
+        Self {
+            store,
+            metrics: Arc::new(observe::Metrics::new()),
+        }
     }
 }
 
@@ -50,8 +53,14 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api)
@@ -81,7 +90,8 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready", "database": state.store.engine()})).into_response(),
+        Ok(()) => Json(serde_json::json!({"status": "ready", "database": state.store.engine()}))
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %problem::error_chain(&e), "database not ready");
             ApiError::Unavailable("the database does not answer".into()).into_response()
@@ -91,6 +101,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
