@@ -20,11 +20,7 @@ pub struct AccountForCreate {
     pub owner_email: Option<Email>,
 }
 
-pub async fn create(
-    store: &dyn Store,
-    ctx: &Ctx,
-    input: AccountForCreate,
-) -> Result<Account, AppError> {
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Result<Account, AppError> {
     ctx.require_admin()?;
     let account = Account {
         id: ids::account_id(ctx.now),
@@ -49,14 +45,11 @@ pub async fn create(
             "owner_email": account.owner_email.as_ref().map(|e| e.as_str()),
         })),
     };
-    match store
-        .insert_account(&ctx.workspace_id, &account, &audit)
-        .await
-    {
+    match store.insert_account(&ctx.workspace_id, &account, &audit).await {
         Ok(()) => Ok(account),
-        Err(StoreError::Conflict { constraint }) if constraint == "accounts_domain_uq" => Err(
-            AppError::conflict(Some("domain"), "an account with this domain already exists"),
-        ),
+        Err(StoreError::Conflict { constraint }) if constraint == "accounts_domain_uq" => {
+            Err(AppError::conflict(Some("domain"), "an account with this domain already exists"))
+        }
         Err(e) => Err(e.into()),
     }
 }

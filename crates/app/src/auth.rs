@@ -28,15 +28,11 @@ fn new_token(kind: KeyKind) -> String {
 
 /// Lower-case hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn clean_name(name: Option<&str>) -> Result<Option<String>, AppError> {
-    partnerloop_domain::validation::optional_text("name", name, 200)
-        .map_err(|e| AppError::Invalid(vec![e]))
+    partnerloop_domain::validation::optional_text("name", name, 200).map_err(|e| AppError::Invalid(vec![e]))
 }
 
 async fn insert_key(
@@ -75,42 +71,22 @@ async fn insert_key(
 }
 
 /// Creates an admin token for the workspace in `ctx` (operator's CLI).
-pub async fn create_admin_key(
-    store: &dyn Store,
-    ctx: &Ctx,
-    name: Option<&str>,
-) -> Result<String, AppError> {
+pub async fn create_admin_key(store: &dyn Store, ctx: &Ctx, name: Option<&str>) -> Result<String, AppError> {
     ctx.require_admin()?;
     insert_key(store, ctx, KeyKind::Admin, None, clean_name(name)?).await
 }
 
 /// Creates a token that acts as one partner (`POST /partners/{id}/api-keys`).
-pub async fn create_partner_key(
-    store: &dyn Store,
-    ctx: &Ctx,
-    partner_id: &PartnerId,
-    name: Option<&str>,
-) -> Result<String, AppError> {
+pub async fn create_partner_key(store: &dyn Store, ctx: &Ctx, partner_id: &PartnerId, name: Option<&str>) -> Result<String, AppError> {
     ctx.require_admin()?;
     let partner = store.partner(&ctx.workspace_id, partner_id).await?;
-    insert_key(
-        store,
-        ctx,
-        KeyKind::Partner,
-        Some(partner.id),
-        clean_name(name)?,
-    )
-    .await
+    insert_key(store, ctx, KeyKind::Partner, Some(partner.id), clean_name(name)?).await
 }
 
 /// Who a bearer token speaks for. Unknown, malformed and revoked tokens
 /// are all simply unauthorized.
-pub async fn authenticate(
-    store: &dyn Store,
-    token: &str,
-) -> Result<(WorkspaceId, Actor), AppError> {
-    if !(token.starts_with(ADMIN_PREFIX) || token.starts_with(PARTNER_PREFIX)) || token.len() > 100
-    {
+pub async fn authenticate(store: &dyn Store, token: &str) -> Result<(WorkspaceId, Actor), AppError> {
+    if !(token.starts_with(ADMIN_PREFIX) || token.starts_with(PARTNER_PREFIX)) || token.len() > 100 {
         return Err(AppError::Unauthorized);
     }
     let key = match store.api_key_by_hash(&hash_secret(token)).await {
@@ -123,10 +99,7 @@ pub async fn authenticate(
     }
     let actor = match (key.kind, key.partner_id) {
         (KeyKind::Admin, _) => Actor::Admin { key_id: key.id },
-        (KeyKind::Partner, Some(partner_id)) => Actor::Partner {
-            partner_id,
-            key_id: Some(key.id),
-        },
+        (KeyKind::Partner, Some(partner_id)) => Actor::Partner { partner_id, key_id: Some(key.id) },
         (KeyKind::Partner, None) => return Err(AppError::Unauthorized),
     };
     Ok((key.workspace_id, actor))

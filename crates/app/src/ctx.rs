@@ -11,10 +11,7 @@ pub enum Actor {
     /// An admin API token of the workspace.
     Admin { key_id: ApiKeyId },
     /// A partner API token or portal session: sees only that partner's records.
-    Partner {
-        partner_id: PartnerId,
-        key_id: Option<ApiKeyId>,
-    },
+    Partner { partner_id: PartnerId, key_id: Option<ApiKeyId> },
     /// partnerloop itself or its operator's command line (`cli`, `demo`, `scheduler`).
     System { name: &'static str },
 }
@@ -40,11 +37,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(workspace_id: WorkspaceId, actor: Actor, now: Timestamp) -> Self {
-        Self {
-            workspace_id,
-            actor,
-            now: truncate_to_micros(now),
-        }
+        Self { workspace_id, actor, now: truncate_to_micros(now) }
     }
 
     pub fn system(workspace_id: WorkspaceId, name: &'static str, now: Timestamp) -> Self {

@@ -36,18 +36,12 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: DealForCreate) -> Resul
         (true, Some(at)) => Some(at),
         (true, None) => Some(ctx.now.max(created_at)),
         (false, Some(_)) => {
-            return Err(AppError::invalid(
-                "closed_at",
-                "only a closed deal (closed_won, closed_lost) has a close time",
-            ));
+            return Err(AppError::invalid("closed_at", "only a closed deal (closed_won, closed_lost) has a close time"));
         }
         (false, None) => None,
     };
     if closed_at.is_some_and(|c| c < created_at) {
-        return Err(AppError::invalid(
-            "closed_at",
-            "must not be before created_at",
-        ));
+        return Err(AppError::invalid("closed_at", "must not be before created_at"));
     }
     let deal = Deal {
         id: ids::deal_id(created_at),

@@ -27,10 +27,7 @@ pub enum AppError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
     #[error("conflict: {message}")]
-    Conflict {
-        message: String,
-        field: Option<String>,
-    },
+    Conflict { message: String, field: Option<String> },
     #[error("storage failed")]
     Store(#[source] StoreError),
 }
@@ -41,10 +38,7 @@ impl AppError {
     }
 
     pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
-        AppError::Conflict {
-            message: message.into(),
-            field: field.map(str::to_owned),
-        }
+        AppError::Conflict { message: message.into(), field: field.map(str::to_owned) }
     }
 }
 
@@ -52,10 +46,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound,
-            StoreError::Stale => AppError::conflict(
-                None,
-                "the record was changed by someone else; read it again",
-            ),
+            StoreError::Stale => AppError::conflict(None, "the record was changed by someone else; read it again"),
             other => AppError::Store(other),
         }
     }

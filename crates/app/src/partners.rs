@@ -60,10 +60,7 @@ async fn check_plan(store: &dyn Store, ctx: &Ctx, plan: Option<&PlanId>) -> Resu
         match store.plan(&ctx.workspace_id, id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(AppError::invalid(
-                    "commission_plan_id",
-                    "no commission plan with this id",
-                ));
+                return Err(AppError::invalid("commission_plan_id", "no commission plan with this id"));
             }
             Err(e) => return Err(e.into()),
         }
@@ -71,11 +68,7 @@ async fn check_plan(store: &dyn Store, ctx: &Ctx, plan: Option<&PlanId>) -> Resu
     Ok(())
 }
 
-pub async fn create(
-    store: &dyn Store,
-    ctx: &Ctx,
-    input: PartnerForCreate,
-) -> Result<Partner, AppError> {
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: PartnerForCreate) -> Result<Partner, AppError> {
     ctx.require_admin()?;
     check_plan(store, ctx, input.commission_plan_id.as_ref()).await?;
     let created_at = input.created_at.unwrap_or(ctx.now);
@@ -88,11 +81,7 @@ pub async fn create(
         referral_code: ReferralCode::from_random(rand::random()),
         website: input.website,
         commission_plan_id: input.commission_plan_id,
-        contacts: vec![Contact {
-            id: ids::contact_id(created_at),
-            name: input.contact_name,
-            email: input.contact_email,
-        }],
+        contacts: vec![Contact { id: ids::contact_id(created_at), name: input.contact_name, email: input.contact_email }],
         created_at,
         updated_at: ctx.now,
         first_referral_at: None,
@@ -108,31 +97,18 @@ pub async fn create(
             before: None,
             after: Some(audit_view(&partner)),
         };
-        match store
-            .insert_partner(&ctx.workspace_id, &partner, &audit)
-            .await
-        {
+        match store.insert_partner(&ctx.workspace_id, &partner, &audit).await {
             Ok(()) => return Ok(partner),
-            Err(StoreError::Conflict { constraint })
-                if constraint == "partners_referral_code_uq" =>
-            {
+            Err(StoreError::Conflict { constraint }) if constraint == "partners_referral_code_uq" => {
                 partner.referral_code = ReferralCode::from_random(rand::random());
             }
-            Err(StoreError::Conflict { constraint })
-                if constraint == "partner_contacts_email_uq" =>
-            {
-                return Err(AppError::conflict(
-                    Some("contact.email"),
-                    "a contact of another partner already uses this email",
-                ));
+            Err(StoreError::Conflict { constraint }) if constraint == "partner_contacts_email_uq" => {
+                return Err(AppError::conflict(Some("contact.email"), "a contact of another partner already uses this email"));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::conflict(
-        None,
-        "could not draw a unique referral code; try again",
-    ))
+    Err(AppError::conflict(None, "could not draw a unique referral code; try again"))
 }
 
 pub async fn get(store: &dyn Store, ctx: &Ctx, id: &PartnerId) -> Result<Partner, AppError> {
@@ -142,26 +118,14 @@ pub async fn get(store: &dyn Store, ctx: &Ctx, id: &PartnerId) -> Result<Partner
     Ok(store.partner(&ctx.workspace_id, id).await?)
 }
 
-pub async fn list(
-    store: &dyn Store,
-    ctx: &Ctx,
-    mut filter: PartnerFilter,
-    page: &Page,
-) -> Result<Paged<Partner>, AppError> {
+pub async fn list(store: &dyn Store, ctx: &Ctx, mut filter: PartnerFilter, page: &Page) -> Result<Paged<Partner>, AppError> {
     if let Some(own) = ctx.partner_scope() {
         filter.only = Some(own.clone());
     }
-    Ok(store
-        .list_partners(&ctx.workspace_id, &filter, page)
-        .await?)
+    Ok(store.list_partners(&ctx.workspace_id, &filter, page).await?)
 }
 
-pub async fn update(
-    store: &dyn Store,
-    ctx: &Ctx,
-    id: &PartnerId,
-    change: PartnerForUpdate,
-) -> Result<Partner, AppError> {
+pub async fn update(store: &dyn Store, ctx: &Ctx, id: &PartnerId, change: PartnerForUpdate) -> Result<Partner, AppError> {
     ctx.require_admin()?;
     let before = store.partner(&ctx.workspace_id, id).await?;
     if let Some(plan) = &change.commission_plan_id {
@@ -199,8 +163,6 @@ pub async fn update(
         before: Some(audit_view(&before)),
         after: Some(audit_view(&after)),
     };
-    store
-        .update_partner(&ctx.workspace_id, &after, before.updated_at, &audit)
-        .await?;
+    store.update_partner(&ctx.workspace_id, &after, before.updated_at, &audit).await?;
     Ok(after)
 }

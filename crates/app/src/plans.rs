@@ -41,21 +41,13 @@ pub fn audit_view(p: &CommissionPlan) -> Value {
         PlanKind::Percent { rate } => v["rate"] = json!(rate.to_string()),
         PlanKind::Flat { amount } => v["amount"] = money_json(amount),
         PlanKind::Tiered { rates } => {
-            v["rates"] = rates
-                .iter()
-                .map(|(t, r)| (t.clone(), json!(r.to_string())))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
+            v["rates"] = rates.iter().map(|(t, r)| (t.clone(), json!(r.to_string()))).collect::<serde_json::Map<_, _>>().into()
         }
     }
     v
 }
 
-pub async fn create(
-    store: &dyn Store,
-    ctx: &Ctx,
-    input: PlanForCreate,
-) -> Result<CommissionPlan, AppError> {
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: PlanForCreate) -> Result<CommissionPlan, AppError> {
     ctx.require_admin()?;
     let plan = CommissionPlan {
         id: ids::plan_id(ctx.now),
@@ -79,10 +71,7 @@ pub async fn create(
     match store.insert_plan(&ctx.workspace_id, &plan, &audit).await {
         Ok(()) => Ok(plan),
         Err(StoreError::Conflict { constraint }) if constraint == "commission_plans_name_uq" => {
-            Err(AppError::conflict(
-                Some("name"),
-                "a commission plan with this name already exists",
-            ))
+            Err(AppError::conflict(Some("name"), "a commission plan with this name already exists"))
         }
         Err(e) => Err(e.into()),
     }
@@ -93,11 +82,7 @@ pub async fn get(store: &dyn Store, ctx: &Ctx, id: &PlanId) -> Result<Commission
     Ok(store.plan(&ctx.workspace_id, id).await?)
 }
 
-pub async fn list(
-    store: &dyn Store,
-    ctx: &Ctx,
-    page: &Page,
-) -> Result<Paged<CommissionPlan>, AppError> {
+pub async fn list(store: &dyn Store, ctx: &Ctx, page: &Page) -> Result<Paged<CommissionPlan>, AppError> {
     ctx.require_admin()?;
     Ok(store.list_plans(&ctx.workspace_id, page).await?)
 }

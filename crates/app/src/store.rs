@@ -87,10 +87,7 @@ impl<T> Paged<T> {
         } else {
             None
         };
-        Self {
-            items: rows,
-            next_after,
-        }
+        Self { items: rows, next_after }
     }
 }
 
@@ -128,13 +125,7 @@ pub trait Store: Send + Sync + 'static {
     /// The engine's name, for logs and /metrics.
     fn engine(&self) -> &'static str;
 
-    async fn ensure_workspace(
-        &self,
-        slug: &str,
-        name: &str,
-        id: WorkspaceId,
-        now: Timestamp,
-    ) -> StoreResult<Workspace>;
+    async fn ensure_workspace(&self, slug: &str, name: &str, id: WorkspaceId, now: Timestamp) -> StoreResult<Workspace>;
     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace>;
     async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Workspace>;
     /// A value stored once per installation (the generated secret key).
@@ -143,19 +134,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEntry) -> StoreResult<()>;
     async fn api_key_by_hash(&self, token_hash: &str) -> StoreResult<ApiKeyRecord>;
 
-    async fn insert_partner(
-        &self,
-        ws: &WorkspaceId,
-        partner: &Partner,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    async fn insert_partner(&self, ws: &WorkspaceId, partner: &Partner, audit: &AuditEntry) -> StoreResult<()>;
     async fn partner(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner>;
-    async fn list_partners(
-        &self,
-        ws: &WorkspaceId,
-        filter: &PartnerFilter,
-        page: &Page,
-    ) -> StoreResult<Paged<Partner>>;
+    async fn list_partners(&self, ws: &WorkspaceId, filter: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>>;
     /// Replaces a partner's own fields (not its contacts) if nobody changed
     /// it since `expected_updated_at`; otherwise [`StoreError::Stale`].
     async fn update_partner(
@@ -166,52 +147,25 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> StoreResult<()>;
 
-    async fn insert_account(
-        &self,
-        ws: &WorkspaceId,
-        account: &Account,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    async fn insert_account(&self, ws: &WorkspaceId, account: &Account, audit: &AuditEntry) -> StoreResult<()>;
     async fn account(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account>;
     async fn list_accounts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>>;
 
-    async fn insert_deal(
-        &self,
-        ws: &WorkspaceId,
-        deal: &Deal,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    async fn insert_deal(&self, ws: &WorkspaceId, deal: &Deal, audit: &AuditEntry) -> StoreResult<()>;
     async fn deal(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal>;
     async fn list_deals(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>>;
 
     /// Inserts a plan; a default plan takes the default flag from the
     /// previous default in the same transaction.
-    async fn insert_plan(
-        &self,
-        ws: &WorkspaceId,
-        plan: &CommissionPlan,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
+    async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()>;
     async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan>;
-    async fn list_plans(&self, ws: &WorkspaceId, page: &Page)
-    -> StoreResult<Paged<CommissionPlan>>;
+    async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>>;
 
     async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>>;
 
     /// Claims `key` within `scope` for a request whose fingerprint is `request_hash`.
-    async fn claim_idempotency_key(
-        &self,
-        scope: &str,
-        key: &str,
-        request_hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<IdempotencyClaim>;
-    async fn save_idempotent_response(
-        &self,
-        scope: &str,
-        key: &str,
-        response: &SavedResponse,
-    ) -> StoreResult<()>;
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim>;
+    async fn save_idempotent_response(&self, scope: &str, key: &str, response: &SavedResponse) -> StoreResult<()>;
     /// Frees a claimed key whose request failed on our side, so it may be retried.
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

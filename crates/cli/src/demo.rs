@@ -29,17 +29,8 @@ fn app<T>(r: Result<T, AppError>) -> anyhow::Result<T> {
 /// Whether the default workspace has no partners yet.
 pub async fn is_empty(store: &dyn Store) -> anyhow::Result<bool> {
     let ws = app(workspaces::ensure(store, workspaces::DEFAULT_SLUG, Timestamp::now()).await)?;
-    let page = store
-        .list_partners(
-            &ws.id,
-            &PartnerFilter::default(),
-            &Page {
-                limit: 1,
-                after: None,
-            },
-        )
-        .await
-        .context("cannot read partners")?;
+    let page =
+        store.list_partners(&ws.id, &PartnerFilter::default(), &Page { limit: 1, after: None }).await.context("cannot read partners")?;
     Ok(page.items.is_empty())
 }
 
@@ -56,9 +47,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
         &ctx,
         PlanForCreate {
             name: "Standard 15%".into(),
-            kind: PlanKind::Percent {
-                rate: field(Rate::parse("rate", "0.15"))?,
-            },
+            kind: PlanKind::Percent { rate: field(Rate::parse("rate", "0.15"))? },
             cap: Some(Money::from_minor(2_500_000, usd)),
             minimum: None,
             hold_days: 30,
@@ -71,9 +60,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
         &ctx,
         PlanForCreate {
             name: "Customer referral bounty".into(),
-            kind: PlanKind::Flat {
-                amount: Money::from_minor(50_000, usd),
-            },
+            kind: PlanKind::Flat { amount: Money::from_minor(50_000, usd) },
             cap: None,
             minimum: None,
             hold_days: 30,
@@ -101,51 +88,11 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
     .await)?;
 
     let partner_rows = [
-        (
-            "Northwind Consulting",
-            PartnerType::Consultant,
-            "Ada Park",
-            "ada@northwind.example",
-            "northwind.example",
-            Some("gold"),
-            320,
-        ),
-        (
-            "Brightlane Agency",
-            PartnerType::Agency,
-            "Ben Ortiz",
-            "ben@brightlane.example",
-            "brightlane.example",
-            Some("silver"),
-            210,
-        ),
-        (
-            "Stackbridge",
-            PartnerType::Technology,
-            "Chen Wu",
-            "chen@stackbridge.example",
-            "stackbridge.example",
-            None,
-            150,
-        ),
-        (
-            "Harbor & Co",
-            PartnerType::Customer,
-            "Dana Reyes",
-            "dana@harbor.example",
-            "harbor.example",
-            None,
-            90,
-        ),
-        (
-            "Quill Advisory",
-            PartnerType::Consultant,
-            "Eli Novak",
-            "eli@quill.example",
-            "quill.example",
-            Some("bronze"),
-            20,
-        ),
+        ("Northwind Consulting", PartnerType::Consultant, "Ada Park", "ada@northwind.example", "northwind.example", Some("gold"), 320),
+        ("Brightlane Agency", PartnerType::Agency, "Ben Ortiz", "ben@brightlane.example", "brightlane.example", Some("silver"), 210),
+        ("Stackbridge", PartnerType::Technology, "Chen Wu", "chen@stackbridge.example", "stackbridge.example", None, 150),
+        ("Harbor & Co", PartnerType::Customer, "Dana Reyes", "dana@harbor.example", "harbor.example", None, 90),
+        ("Quill Advisory", PartnerType::Consultant, "Eli Novak", "eli@quill.example", "quill.example", Some("bronze"), 20),
     ];
     for (name, kind, contact, email, site, tier, age) in partner_rows {
         let plan = match kind {
@@ -172,11 +119,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
 
     let account_rows = [
         ("Initech", "initech.example", AccountStatus::Customer),
-        (
-            "Umbrella Corporation",
-            "umbrella.example",
-            AccountStatus::OffLimits,
-        ),
+        ("Umbrella Corporation", "umbrella.example", AccountStatus::OffLimits),
         ("Soylent", "soylent.example", AccountStatus::Prospect),
         ("Hooli", "hooli.example", AccountStatus::Customer),
     ];
@@ -195,42 +138,10 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
     }
 
     let deal_rows = [
-        (
-            "Soylent platform",
-            "Soylent",
-            "soylent.example",
-            Stage::Proposal,
-            3_600_000,
-            40,
-            None,
-        ),
-        (
-            "Initech expansion",
-            "Initech",
-            "initech.example",
-            Stage::ClosedWon,
-            1_800_000,
-            200,
-            Some(150),
-        ),
-        (
-            "Hooli pilot",
-            "Hooli",
-            "hooli.example",
-            Stage::ClosedWon,
-            950_000,
-            120,
-            Some(60),
-        ),
-        (
-            "Vandelay imports",
-            "Vandelay Industries",
-            "vandelay.example",
-            Stage::ClosedLost,
-            1_200_000,
-            90,
-            Some(30),
-        ),
+        ("Soylent platform", "Soylent", "soylent.example", Stage::Proposal, 3_600_000, 40, None),
+        ("Initech expansion", "Initech", "initech.example", Stage::ClosedWon, 1_800_000, 200, Some(150)),
+        ("Hooli pilot", "Hooli", "hooli.example", Stage::ClosedWon, 950_000, 120, Some(60)),
+        ("Vandelay imports", "Vandelay Industries", "vandelay.example", Stage::ClosedLost, 1_200_000, 90, Some(30)),
     ];
     for (name, company, domain, stage, cents, age, closed) in deal_rows {
         app(deals::create(

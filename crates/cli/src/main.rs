@@ -16,11 +16,7 @@ mod demo;
 use config::{Config, SettingsArgs};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "partnerloop",
-    version,
-    about = "Referral partner programs that turn introductions into predictable pipeline."
-)]
+#[command(name = "partnerloop", version, about = "Referral partner programs that turn introductions into predictable pipeline.")]
 struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -79,10 +75,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("partnerloop: cannot start the async runtime: {e}");
@@ -99,28 +92,16 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr: stdout carries command output (tokens, URLs) alone.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
     let store = SqlStore::connect(&config.database_url, &config.store)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                redact_url(&config.database_url)
-            )
-        })?;
-    store
-        .migrate()
-        .await
-        .context("cannot apply database migrations")?;
+        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+    store.migrate().await.context("cannot apply database migrations")?;
     Ok(Arc::new(store))
 }
 
@@ -143,24 +124,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    role: Role::Admin,
-                    workspace,
-                    name,
-                },
-        } => {
+        Command::Keys { command: KeysCommand::Create { role: Role::Admin, workspace, name } } => {
             let store = open_store(&config).await?;
             let now = jiff::Timestamp::now();
-            let ws = workspaces::ensure(store.as_ref(), &workspace, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("--workspace: {e:?}"))?;
+            let ws = workspaces::ensure(store.as_ref(), &workspace, now).await.map_err(|e| anyhow::anyhow!("--workspace: {e:?}"))?;
             let ctx = Ctx::system(ws.id, "cli", now);
-            let token =
-                partnerloop_app::auth::create_admin_key(store.as_ref(), &ctx, name.as_deref())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot create the key: {e}"))?;
+            let token = partnerloop_app::auth::create_admin_key(store.as_ref(), &ctx, name.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the key: {e}"))?;
             println!("{token}");
             Ok(())
         }
@@ -177,9 +148,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let now = jiff::Timestamp::now();
-    workspaces::ensure(store.as_ref(), workspaces::DEFAULT_SLUG, now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    workspaces::ensure(store.as_ref(), workspaces::DEFAULT_SLUG, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if config.secret_key.is_none() {
         store
             .instance_setting_or_init("secret_key", partnerloop_app::auth::random_secret())
@@ -191,15 +160,11 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         // Shown to the operator's terminal once, like `keys create`; never logged.
         println!("Demo workspace seeded. Admin API token (shown once): {token}");
     }
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
     log_setup(&config);
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
     let state = partnerloop_web::AppState::new(store.clone());
-    partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal())
-        .await
-        .context("the server failed")?;
+    partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -213,12 +178,7 @@ fn log_setup(c: &Config) {
                 .expose()
                 .rsplit_once('@')
                 .map(|(_, h)| h)
-                .unwrap_or_else(|| {
-                    url.expose()
-                        .split_once("://")
-                        .map(|(_, h)| h)
-                        .unwrap_or_default()
-                });
+                .unwrap_or_else(|| url.expose().split_once("://").map(|(_, h)| h).unwrap_or_default());
             tracing::info!(host, from = %c.mail_from, "mail: SMTP");
         }
         None => {

@@ -15,9 +15,7 @@ fn partnerloop(db: &str, args: &[&str]) -> Command {
             c.env_remove(k);
         }
     }
-    c.env("PARTNERLOOP_DATABASE_URL", db)
-        .env("PARTNERLOOP_LOG", "warn")
-        .args(args);
+    c.env("PARTNERLOOP_DATABASE_URL", db).env("PARTNERLOOP_LOG", "warn").args(args);
     c
 }
 
@@ -30,11 +28,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]
@@ -68,28 +62,11 @@ async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
     let mut c = partnerloop(&db, &["migrate", "--config", file.to_str().unwrap()]);
     c.env("PARTNERLOOP_BIND", "bad");
     let out = run(c);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "the bad environment value is seen"
-    );
-    let mut c = partnerloop(
-        &db,
-        &[
-            "migrate",
-            "--config",
-            file.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:1",
-        ],
-    );
+    assert_eq!(out.status.code(), Some(2), "the bad environment value is seen");
+    let mut c = partnerloop(&db, &["migrate", "--config", file.to_str().unwrap(), "--bind", "127.0.0.1:1"]);
     c.env("PARTNERLOOP_BIND", "bad");
     let out = run(c);
-    assert!(
-        out.status.success(),
-        "the flag beats the environment: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "the flag beats the environment: {}", text(&out.stderr));
     // With no environment value, the file's bad URL is used and refused.
     let mut c = partnerloop(&db, &["migrate", "--config", file.to_str().unwrap()]);
     c.env_remove("PARTNERLOOP_DATABASE_URL");
@@ -101,54 +78,24 @@ async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
 #[tokio::test]
 async fn keys_create_prints_the_token_alone_and_it_works() {
     let (db, _dir, _) = fresh_database_url(Engine::Sqlite).await;
-    let out = run(partnerloop(
-        &db,
-        &[
-            "keys",
-            "create",
-            "--role",
-            "admin",
-            "--workspace",
-            "acme",
-            "--name",
-            "ci",
-        ],
-    ));
+    let out = run(partnerloop(&db, &["keys", "create", "--role", "admin", "--workspace", "acme", "--name", "ci"]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let token = stdout.trim_end_matches('\n');
-    assert!(
-        !token.contains('\n') && token.starts_with("pla_"),
-        "{stdout:?}"
-    );
+    assert!(!token.contains('\n') && token.starts_with("pla_"), "{stdout:?}");
     assert_eq!(stdout, format!("{token}\n"));
     let out = run(partnerloop(&db, &["keys", "create", "--role", "superuser"]));
     assert!(!out.status.success());
 
-    let store = partnerloop_store::SqlStore::connect(&db, &Default::default())
-        .await
-        .unwrap();
-    let (ws, _) = partnerloop_app::auth::authenticate(&store, token)
-        .await
-        .unwrap();
-    let acme = partnerloop_app::Store::workspace_by_slug(&store, "acme")
-        .await
-        .unwrap();
-    assert_eq!(
-        ws, acme.id,
-        "the token belongs to the named workspace, created on demand"
-    );
+    let store = partnerloop_store::SqlStore::connect(&db, &Default::default()).await.unwrap();
+    let (ws, _) = partnerloop_app::auth::authenticate(&store, token).await.unwrap();
+    let acme = partnerloop_app::Store::workspace_by_slug(&store, "acme").await.unwrap();
+    assert_eq!(ws, acme.id, "the token belongs to the named workspace, created on demand");
 }
 
 #[tokio::test]
 async fn every_command_explains_itself() {
-    for args in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["migrate", "--help"],
-        &["keys", "create", "--help"],
-        &["demo", "--help"],
-    ] {
+    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["keys", "create", "--help"], &["demo", "--help"]] {
         let out = run(partnerloop("sqlite://unused.db", args));
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
@@ -167,10 +114,7 @@ async fn start_server(db: &str, extra: &[&str]) -> (std::process::Child, String)
     let base = format!("http://{bind}");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
+        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
             return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -181,20 +125,14 @@ async fn start_server(db: &str, extra: &[&str]) -> (std::process::Child, String)
 }
 
 fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(ok.success());
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not stop on SIGTERM"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "the server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -209,46 +147,20 @@ async fn serve_demo_answers_with_real_data_and_stops_cleanly_on_sigterm() {
         let mut buf = [0u8; 512];
         let n = out.read(&mut buf).unwrap();
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-        line.split_whitespace()
-            .find(|w| w.starts_with("pla_"))
-            .expect("the demo prints its admin token")
-            .to_owned()
+        line.split_whitespace().find(|w| w.starts_with("pla_")).expect("the demo prints its admin token").to_owned()
     };
     let client = reqwest::Client::new();
-    for (path, at_least) in [
-        ("/api/v1/partners", 5),
-        ("/api/v1/accounts", 4),
-        ("/api/v1/deals", 4),
-        ("/api/v1/commission-plans", 3),
-    ] {
-        let page: serde_json::Value = client
-            .get(format!("{base}{path}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            page["data"].as_array().unwrap().len() >= at_least,
-            "{path}: {page}"
-        );
+    for (path, at_least) in [("/api/v1/partners", 5), ("/api/v1/accounts", 4), ("/api/v1/deals", 4), ("/api/v1/commission-plans", 3)] {
+        let page: serde_json::Value = client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        assert!(page["data"].as_array().unwrap().len() >= at_least, "{path}: {page}");
     }
     let status = terminate(&mut child);
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 
     // A second `serve --demo` on the same database seeds nothing more.
     let (mut child, base) = start_server(&db, &["--demo"]).await;
-    let page: serde_json::Value = client
-        .get(format!("{base}/api/v1/partners"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value =
+        client.get(format!("{base}/api/v1/partners")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 5);
     assert!(terminate(&mut child).success());
 }
@@ -259,8 +171,7 @@ async fn two_servers_share_one_postgres_database() {
         return;
     }
     let (db, _, pg) = fresh_database_url(Engine::Postgres).await;
-    let ((mut a, base_a), (mut b, base_b)) =
-        tokio::join!(start_server(&db, &[]), start_server(&db, &[]));
+    let ((mut a, base_a), (mut b, base_b)) = tokio::join!(start_server(&db, &[]), start_server(&db, &[]));
     let out = run(partnerloop(&db, &["keys", "create", "--role", "admin"]));
     let token = text(&out.stdout).trim().to_owned();
     let client = reqwest::Client::new();
@@ -275,10 +186,7 @@ async fn two_servers_share_one_postgres_database() {
         .await
         .unwrap();
     let read: serde_json::Value = client
-        .get(format!(
-            "{base_b}/api/v1/partners/{}",
-            created["id"].as_str().unwrap()
-        ))
+        .get(format!("{base_b}/api/v1/partners/{}", created["id"].as_str().unwrap()))
         .bearer_auth(&token)
         .send()
         .await
@@ -291,11 +199,6 @@ async fn two_servers_share_one_postgres_database() {
     assert!(terminate(&mut b).success());
     if let Some((admin_url, name)) = pg {
         let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await.unwrap();
     }
 }

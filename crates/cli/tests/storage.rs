@@ -18,9 +18,7 @@ on_both_engines!(
 
 async fn a_stale_update_is_refused_and_changes_nothing(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let created = app
-        .create_partner(&app.admin, "Racer", "r@race.example")
-        .await;
+    let created = app.create_partner(&app.admin, "Racer", "r@race.example").await;
     let ws = app.store.workspace_by_slug("default").await.unwrap();
     let id = PartnerId::from_string(created["id"].as_str().unwrap());
     let read = app.store.partner(&ws.id, &id).await.unwrap();
@@ -36,36 +34,15 @@ async fn a_stale_update_is_refused_and_changes_nothing(engine: Engine) {
     let mut first = read.clone();
     first.name = "First writer".into();
     first.updated_at = read.updated_at + SignedDuration::from_millis(1);
-    app.store
-        .update_partner(&ws.id, &first, read.updated_at, &audit("first"))
-        .await
-        .unwrap();
+    app.store.update_partner(&ws.id, &first, read.updated_at, &audit("first")).await.unwrap();
     let mut second = read.clone();
     second.name = "Second writer".into();
     second.updated_at = read.updated_at + SignedDuration::from_millis(2);
-    let err = app
-        .store
-        .update_partner(&ws.id, &second, read.updated_at, &audit("second"))
-        .await
-        .unwrap_err();
+    let err = app.store.update_partner(&ws.id, &second, read.updated_at, &audit("second")).await.unwrap_err();
     assert!(matches!(err, StoreError::Stale), "{err:?}");
-    assert_eq!(
-        app.store.partner(&ws.id, &id).await.unwrap().name,
-        "First writer"
-    );
-    let actions: Vec<_> = app
-        .store
-        .audit_for(&ws.id, id.as_str())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.action)
-        .collect();
-    assert_eq!(
-        actions,
-        ["partner.created", "first"],
-        "the refused write left no audit row"
-    );
+    assert_eq!(app.store.partner(&ws.id, &id).await.unwrap().name, "First writer");
+    let actions: Vec<_> = app.store.audit_for(&ws.id, id.as_str()).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["partner.created", "first"], "the refused write left no audit row");
     app.cleanup().await;
 }
 
@@ -73,72 +50,26 @@ async fn an_idempotency_claim_is_exclusive_until_saved_or_abandoned(engine: Engi
     let app = TestApp::spawn(engine).await;
     let s = app.store.as_ref();
     let now = Timestamp::now();
-    assert_eq!(
-        s.claim_idempotency_key("scope", "k", "h1", now)
-            .await
-            .unwrap(),
-        IdempotencyClaim::New
-    );
-    assert_eq!(
-        s.claim_idempotency_key("scope", "k", "h1", now)
-            .await
-            .unwrap(),
-        IdempotencyClaim::InProgress
-    );
-    assert_eq!(
-        s.claim_idempotency_key("scope", "k", "h2", now)
-            .await
-            .unwrap(),
-        IdempotencyClaim::Mismatch
-    );
-    assert_eq!(
-        s.claim_idempotency_key("other", "k", "h2", now)
-            .await
-            .unwrap(),
-        IdempotencyClaim::New,
-        "scopes are separate"
-    );
+    assert_eq!(s.claim_idempotency_key("scope", "k", "h1", now).await.unwrap(), IdempotencyClaim::New);
+    assert_eq!(s.claim_idempotency_key("scope", "k", "h1", now).await.unwrap(), IdempotencyClaim::InProgress);
+    assert_eq!(s.claim_idempotency_key("scope", "k", "h2", now).await.unwrap(), IdempotencyClaim::Mismatch);
+    assert_eq!(s.claim_idempotency_key("other", "k", "h2", now).await.unwrap(), IdempotencyClaim::New, "scopes are separate");
     // A claim whose request died is taken over after five minutes.
     let later = now + SignedDuration::from_secs(301);
-    assert_eq!(
-        s.claim_idempotency_key("scope", "k", "h1", later)
-            .await
-            .unwrap(),
-        IdempotencyClaim::New
-    );
-    let saved = SavedResponse {
-        status: 201,
-        content_type: "application/json".into(),
-        body: "{\"id\":1}".into(),
-    };
-    s.save_idempotent_response("scope", "k", &saved)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.claim_idempotency_key("scope", "k", "h1", later)
-            .await
-            .unwrap(),
-        IdempotencyClaim::Replay(saved)
-    );
+    assert_eq!(s.claim_idempotency_key("scope", "k", "h1", later).await.unwrap(), IdempotencyClaim::New);
+    let saved = SavedResponse { status: 201, content_type: "application/json".into(), body: "{\"id\":1}".into() };
+    s.save_idempotent_response("scope", "k", &saved).await.unwrap();
+    assert_eq!(s.claim_idempotency_key("scope", "k", "h1", later).await.unwrap(), IdempotencyClaim::Replay(saved));
     // A released claim (the request failed on our side) may be retried.
     s.release_idempotency_key("other", "k").await.unwrap();
-    assert_eq!(
-        s.claim_idempotency_key("other", "k", "h3", now)
-            .await
-            .unwrap(),
-        IdempotencyClaim::New
-    );
+    assert_eq!(s.claim_idempotency_key("other", "k", "h3", now).await.unwrap(), IdempotencyClaim::New);
     app.cleanup().await;
 }
 
 async fn migrations_are_idempotent_and_safe_to_run_concurrently(engine: Engine) {
     let (url, _dir, pg) = fresh_database_url(engine).await;
-    let a = SqlStore::connect(&url, &StoreOptions::default())
-        .await
-        .unwrap();
-    let b = SqlStore::connect(&url, &StoreOptions::default())
-        .await
-        .unwrap();
+    let a = SqlStore::connect(&url, &StoreOptions::default()).await.unwrap();
+    let b = SqlStore::connect(&url, &StoreOptions::default()).await.unwrap();
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     ra.unwrap();
     rb.unwrap();
@@ -151,16 +82,8 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently(engine: Engine) 
 
 async fn an_instance_setting_is_initialised_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let first = app
-        .store
-        .instance_setting_or_init("secret_key", "one".into())
-        .await
-        .unwrap();
-    let second = app
-        .store
-        .instance_setting_or_init("secret_key", "two".into())
-        .await
-        .unwrap();
+    let first = app.store.instance_setting_or_init("secret_key", "one".into()).await.unwrap();
+    let second = app.store.instance_setting_or_init("secret_key", "two".into()).await.unwrap();
     assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
     app.cleanup().await;
 }
@@ -168,12 +91,7 @@ async fn an_instance_setting_is_initialised_once(engine: Engine) {
 async fn drop_pg(pg: Option<(String, String)>) {
     if let Some((admin_url, name)) = pg {
         let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await.unwrap();
     }
 }
 
@@ -186,12 +104,8 @@ async fn the_sqlite_and_postgres_schemas_match() {
     }
     let (sqlite_url, _dir, _) = fresh_database_url(Engine::Sqlite).await;
     let (pg_url, _, pg) = fresh_database_url(Engine::Postgres).await;
-    let sqlite = SqlStore::connect(&sqlite_url, &StoreOptions::default())
-        .await
-        .unwrap();
-    let postgres = SqlStore::connect(&pg_url, &StoreOptions::default())
-        .await
-        .unwrap();
+    let sqlite = SqlStore::connect(&sqlite_url, &StoreOptions::default()).await.unwrap();
+    let postgres = SqlStore::connect(&pg_url, &StoreOptions::default()).await.unwrap();
     sqlite.migrate().await.unwrap();
     postgres.migrate().await.unwrap();
     let a = sqlite.schema_outline().await.unwrap();
@@ -205,36 +119,21 @@ async fn the_sqlite_and_postgres_schemas_match() {
 #[tokio::test]
 async fn every_unique_index_is_known_to_the_error_mapping() {
     let (url, _dir, _) = fresh_database_url(Engine::Sqlite).await;
-    let store = SqlStore::connect(&url, &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = SqlStore::connect(&url, &StoreOptions::default()).await.unwrap();
     store.migrate().await.unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_uq' ORDER BY name",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let mut known: Vec<String> = partnerloop_store::UNIQUE_CONSTRAINTS
-        .iter()
-        .map(|(n, _)| (*n).to_owned())
-        .collect();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_uq' ORDER BY name")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut known: Vec<String> = partnerloop_store::UNIQUE_CONSTRAINTS.iter().map(|(n, _)| (*n).to_owned()).collect();
     known.sort();
     assert_eq!(names, known);
 }
 
 #[tokio::test]
 async fn a_bad_database_url_is_an_error_not_a_panic() {
-    assert!(
-        SqlStore::connect("mysql://x", &StoreOptions::default())
-            .await
-            .is_err()
-    );
-    let err = SqlStore::connect(
-        "postgres://nobody@127.0.0.1:1/none",
-        &StoreOptions::default(),
-    )
-    .await;
+    assert!(SqlStore::connect("mysql://x", &StoreOptions::default()).await.is_err());
+    let err = SqlStore::connect("postgres://nobody@127.0.0.1:1/none", &StoreOptions::default()).await;
     assert!(matches!(err, Err(StoreError::Other(_))));
 }

@@ -30,17 +30,13 @@ impl CompanyDomain {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
         };
         if host.is_empty() {
             return Err(FieldError::new(field, "must not be empty"));
         }
         if host.len() > 253 || !host.contains('.') || !host.split('.').all(label_ok) {
-            return Err(FieldError::new(
-                field,
-                format!("'{}' is not a domain name like acme.com", input.trim()),
-            ));
+            return Err(FieldError::new(field, format!("'{}' is not a domain name like acme.com", input.trim())));
         }
         Ok(Self(host.to_owned()))
     }
@@ -62,28 +58,14 @@ mod tests {
             ("http://acme.example:8080", "acme.example"),
             ("WWW.acme.co.uk.", "acme.co.uk"),
         ] {
-            assert_eq!(
-                CompanyDomain::parse("d", input).unwrap().as_str(),
-                want,
-                "{input}"
-            );
+            assert_eq!(CompanyDomain::parse("d", input).unwrap().as_str(), want, "{input}");
         }
     }
 
     #[test]
     fn non_domains_are_refused() {
-        for bad in [
-            "",
-            "acme",
-            "acme..example",
-            "-acme.example",
-            "acme example.com",
-            "https://",
-        ] {
-            assert!(
-                CompanyDomain::parse("company.domain", bad).is_err(),
-                "{bad}"
-            );
+        for bad in ["", "acme", "acme..example", "-acme.example", "acme example.com", "https://"] {
+            assert!(CompanyDomain::parse("company.domain", bad).is_err(), "{bad}");
         }
     }
 }

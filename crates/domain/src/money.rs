@@ -178,10 +178,7 @@ pub struct Currency {
 }
 
 impl Currency {
-    pub const USD: Currency = Currency {
-        code: *b"USD",
-        exponent: 2,
-    };
+    pub const USD: Currency = Currency { code: *b"USD", exponent: 2 };
 
     pub fn parse(field: &str, input: &str) -> Result<Self, FieldError> {
         let code = input.trim().to_ascii_uppercase();
@@ -190,14 +187,9 @@ impl Currency {
             .find(|(c, _)| *c == code)
             .map(|(c, e)| {
                 let b = c.as_bytes();
-                Currency {
-                    code: [b[0], b[1], b[2]],
-                    exponent: *e,
-                }
+                Currency { code: [b[0], b[1], b[2]], exponent: *e }
             })
-            .ok_or_else(|| {
-                FieldError::new(field, format!("'{input}' is not an ISO 4217 currency code"))
-            })
+            .ok_or_else(|| FieldError::new(field, format!("'{input}' is not an ISO 4217 currency code")))
     }
 
     pub fn code(&self) -> &str {
@@ -247,48 +239,27 @@ impl Money {
         let amount_field = format!("{field}.amount");
         let text = amount.trim();
         let valid_shape = !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            && text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
             && text.matches('.').count() <= 1
             && !text.starts_with('.')
             && !text.ends_with('.')
             && (text.rfind('-').is_none_or(|i| i == 0));
         if !valid_shape {
-            return Err(FieldError::new(
-                &amount_field,
-                format!("'{amount}' is not a decimal amount like \"1500.00\""),
-            ));
+            return Err(FieldError::new(&amount_field, format!("'{amount}' is not a decimal amount like \"1500.00\"")));
         }
-        let value: Decimal = text.parse().map_err(|_| {
-            FieldError::new(&amount_field, format!("'{amount}' is not a decimal amount"))
-        })?;
+        let value: Decimal = text.parse().map_err(|_| FieldError::new(&amount_field, format!("'{amount}' is not a decimal amount")))?;
         if value.normalize().scale() > u32::from(currency.exponent) {
-            return Err(FieldError::new(
-                &amount_field,
-                format!(
-                    "{} allows at most {} decimal places",
-                    currency, currency.exponent
-                ),
-            ));
+            return Err(FieldError::new(&amount_field, format!("{} allows at most {} decimal places", currency, currency.exponent)));
         }
-        let minor = to_minor(value, currency)
-            .ok_or_else(|| FieldError::new(&amount_field, "is too large"))?;
+        let minor = to_minor(value, currency).ok_or_else(|| FieldError::new(&amount_field, "is too large"))?;
         Ok(Self { minor, currency })
     }
 
     /// Like [`parse`](Self::parse), refusing negative amounts.
-    pub fn parse_non_negative(
-        field: &str,
-        amount: &str,
-        currency: &str,
-    ) -> Result<Self, FieldError> {
+    pub fn parse_non_negative(field: &str, amount: &str, currency: &str) -> Result<Self, FieldError> {
         let m = Self::parse(field, amount, currency)?;
         if m.minor < 0 {
-            return Err(FieldError::new(
-                format!("{field}.amount"),
-                "must not be negative",
-            ));
+            return Err(FieldError::new(format!("{field}.amount"), "must not be negative"));
         }
         Ok(m)
     }
@@ -297,10 +268,7 @@ impl Money {
     pub fn parse_positive(field: &str, amount: &str, currency: &str) -> Result<Self, FieldError> {
         let m = Self::parse(field, amount, currency)?;
         if m.minor <= 0 {
-            return Err(FieldError::new(
-                format!("{field}.amount"),
-                "must be greater than zero",
-            ));
+            return Err(FieldError::new(format!("{field}.amount"), "must be greater than zero"));
         }
         Ok(m)
     }
@@ -308,13 +276,8 @@ impl Money {
     /// Rounds an exact decimal amount half-even to the currency's minor unit.
     /// This is the one rounding rule of partnerloop.
     pub fn from_decimal_half_even(value: Decimal, currency: Currency) -> Result<Self, MoneyError> {
-        let rounded = value.round_dp_with_strategy(
-            u32::from(currency.exponent),
-            RoundingStrategy::MidpointNearestEven,
-        );
-        to_minor(rounded, currency)
-            .map(|minor| Self { minor, currency })
-            .ok_or(MoneyError::Overflow)
+        let rounded = value.round_dp_with_strategy(u32::from(currency.exponent), RoundingStrategy::MidpointNearestEven);
+        to_minor(rounded, currency).map(|minor| Self { minor, currency }).ok_or(MoneyError::Overflow)
     }
 
     pub fn minor(&self) -> i64 {
@@ -343,23 +306,11 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));
         }
-        self.minor
-            .checked_add(other.minor)
-            .map(|minor| Money {
-                minor,
-                currency: self.currency,
-            })
-            .ok_or(MoneyError::Overflow)
+        self.minor.checked_add(other.minor).map(|minor| Money { minor, currency: self.currency }).ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_neg(self) -> Result<Money, MoneyError> {
-        self.minor
-            .checked_neg()
-            .map(|minor| Money {
-                minor,
-                currency: self.currency,
-            })
-            .ok_or(MoneyError::Overflow)
+        self.minor.checked_neg().map(|minor| Money { minor, currency: self.currency }).ok_or(MoneyError::Overflow)
     }
 }
 
@@ -387,10 +338,7 @@ mod tests {
         assert_eq!(m.minor(), 150_050);
         assert_eq!(m.amount_string(), "1500.50");
         assert_eq!(m.currency().code(), "USD");
-        assert_eq!(
-            Money::parse("a", "1500", "JPY").unwrap().amount_string(),
-            "1500"
-        );
+        assert_eq!(Money::parse("a", "1500", "JPY").unwrap().amount_string(), "1500");
         assert_eq!(Money::parse("a", "1.234", "KWD").unwrap().minor(), 1234);
     }
 
@@ -404,9 +352,7 @@ mod tests {
 
     #[test]
     fn malformed_amounts_and_currencies_are_refused() {
-        for bad in [
-            "", "1e3", "1,000.00", "--1", "1-", ".5", "5.", "NaN", "1.2.3", " ",
-        ] {
+        for bad in ["", "1e3", "1,000.00", "--1", "1-", ".5", "5.", "NaN", "1.2.3", " "] {
             assert!(Money::parse("a", bad, "USD").is_err(), "{bad}");
         }
         let e = Money::parse("a", "1", "XYZ").unwrap_err();
@@ -416,12 +362,7 @@ mod tests {
 
     #[test]
     fn sign_rules_name_the_amount() {
-        assert_eq!(
-            Money::parse_non_negative("x", "-1.00", "USD")
-                .unwrap_err()
-                .field,
-            "x.amount"
-        );
+        assert_eq!(Money::parse_non_negative("x", "-1.00", "USD").unwrap_err().field, "x.amount");
         assert!(Money::parse_non_negative("x", "0", "USD").is_ok());
         assert!(Money::parse_positive("x", "0", "USD").is_err());
     }
@@ -429,11 +370,7 @@ mod tests {
     #[test]
     fn rounding_is_half_even_to_the_minor_unit() {
         let usd = Currency::USD;
-        let r = |s: &str| {
-            Money::from_decimal_half_even(s.parse().unwrap(), usd)
-                .unwrap()
-                .minor()
-        };
+        let r = |s: &str| Money::from_decimal_half_even(s.parse().unwrap(), usd).unwrap().minor();
         assert_eq!(r("0.125"), 12);
         assert_eq!(r("0.135"), 14);
         assert_eq!(r("-0.125"), -12);
@@ -444,14 +381,8 @@ mod tests {
     fn arithmetic_refuses_mixed_currencies_and_overflow() {
         let usd = Money::from_minor(100, Currency::USD);
         let eur = Money::from_minor(100, Currency::parse("c", "EUR").unwrap());
-        assert!(matches!(
-            usd.checked_add(eur),
-            Err(MoneyError::CurrencyMismatch(..))
-        ));
-        assert_eq!(
-            Money::from_minor(i64::MAX, Currency::USD).checked_add(usd),
-            Err(MoneyError::Overflow)
-        );
+        assert!(matches!(usd.checked_add(eur), Err(MoneyError::CurrencyMismatch(..))));
+        assert_eq!(Money::from_minor(i64::MAX, Currency::USD).checked_add(usd), Err(MoneyError::Overflow));
         assert_eq!(usd.checked_add(usd).unwrap().minor(), 200);
     }
 }

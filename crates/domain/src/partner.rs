@@ -66,12 +66,7 @@ impl ReferralCode {
     /// Builds a code from random bytes (the caller supplies the randomness).
     pub fn from_random(bytes: [u8; Self::LEN]) -> Self {
         let n = Self::ALPHABET.len();
-        Self(
-            bytes
-                .iter()
-                .map(|b| Self::ALPHABET[usize::from(*b) % n] as char)
-                .collect(),
-        )
+        Self(bytes.iter().map(|b| Self::ALPHABET[usize::from(*b) % n] as char).collect())
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,10 +83,7 @@ mod tests {
         let e = PartnerType::parse("type", "reseller").unwrap_err();
         assert_eq!(e.field, "type");
         assert!(e.message.contains("consultant, agency"));
-        assert_eq!(
-            PartnerType::parse("type", "agency").unwrap(),
-            PartnerType::Agency
-        );
+        assert_eq!(PartnerType::parse("type", "agency").unwrap(), PartnerType::Agency);
     }
 
     #[test]
@@ -99,10 +91,7 @@ mod tests {
         let c = ReferralCode::from_random([0, 1, 2, 3, 200, 255, 30, 31]);
         assert_eq!(c.as_str().len(), 8);
         assert!(!c.as_str().contains(['0', 'O', '1', 'I', 'L']));
-        assert_eq!(
-            ReferralCode::parse("code", &c.as_str().to_lowercase()).unwrap(),
-            c
-        );
+        assert_eq!(ReferralCode::parse("code", &c.as_str().to_lowercase()).unwrap(), c);
         assert!(ReferralCode::parse("code", "ABC").is_err());
     }
 }

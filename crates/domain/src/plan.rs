@@ -17,22 +17,11 @@ impl Rate {
     pub fn parse(field: &str, input: &str) -> Result<Self, FieldError> {
         let text = input.trim();
         if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            return Err(FieldError::new(
-                field,
-                format!("'{input}' is not a decimal rate like \"0.15\""),
-            ));
+            return Err(FieldError::new(field, format!("'{input}' is not a decimal rate like \"0.15\"")));
         }
-        let d: Decimal = text.parse().map_err(|_| {
-            FieldError::new(
-                field,
-                format!("'{input}' is not a decimal rate like \"0.15\""),
-            )
-        })?;
+        let d: Decimal = text.parse().map_err(|_| FieldError::new(field, format!("'{input}' is not a decimal rate like \"0.15\"")))?;
         if d <= Decimal::ZERO || d > Decimal::ONE {
-            return Err(FieldError::new(
-                field,
-                "must be greater than 0 and at most 1 (0.15 is 15 %)",
-            ));
+            return Err(FieldError::new(field, "must be greater than 0 and at most 1 (0.15 is 15 %)"));
         }
         if d.normalize().scale() > 6 {
             return Err(FieldError::new(field, "must have at most 6 decimal places"));
@@ -54,18 +43,8 @@ impl std::fmt::Display for Rate {
 /// The partner-tier slug a tiered rate applies to (`gold`).
 pub fn parse_tier_slug(field: &str, input: &str) -> Result<String, FieldError> {
     let s = input.trim().to_lowercase();
-    let ok = !s.is_empty()
-        && s.len() <= 40
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(s)
-    } else {
-        Err(FieldError::new(
-            field,
-            "must be a tier name of letters, digits, '-' or '_'",
-        ))
-    }
+    let ok = !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok { Ok(s) } else { Err(FieldError::new(field, "must be a tier name of letters, digits, '-' or '_'")) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,26 +81,16 @@ pub const MAX_HOLD_DAYS: u32 = 730;
 /// Checks the parts of a plan that depend on each other: the cap and the
 /// minimum agree in currency with each other and with a flat amount, and the
 /// minimum does not exceed the cap.
-pub fn check_plan_amounts(
-    kind: &PlanKind,
-    cap: Option<&Money>,
-    minimum: Option<&Money>,
-) -> Vec<FieldError> {
+pub fn check_plan_amounts(kind: &PlanKind, cap: Option<&Money>, minimum: Option<&Money>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if let (Some(c), Some(k)) = (cap, kind.currency())
         && c.currency() != k
     {
-        errors.push(FieldError::new(
-            "cap.currency",
-            format!("must be {k}, the currency of the flat amount"),
-        ));
+        errors.push(FieldError::new("cap.currency", format!("must be {k}, the currency of the flat amount")));
     }
     if let (Some(c), Some(m)) = (cap, minimum) {
         if c.currency() != m.currency() {
-            errors.push(FieldError::new(
-                "minimum.currency",
-                "must be the currency of the cap",
-            ));
+            errors.push(FieldError::new("minimum.currency", "must be the currency of the cap"));
         } else if m.minor() > c.minor() {
             errors.push(FieldError::new("minimum.amount", "must not exceed the cap"));
         }
@@ -145,19 +114,11 @@ mod tests {
     #[test]
     fn a_minimum_above_the_cap_is_refused() {
         let usd = Currency::USD;
-        let kind = PlanKind::Percent {
-            rate: Rate::parse("r", "0.1").unwrap(),
-        };
-        let errs = check_plan_amounts(
-            &kind,
-            Some(&Money::from_minor(100, usd)),
-            Some(&Money::from_minor(200, usd)),
-        );
+        let kind = PlanKind::Percent { rate: Rate::parse("r", "0.1").unwrap() };
+        let errs = check_plan_amounts(&kind, Some(&Money::from_minor(100, usd)), Some(&Money::from_minor(200, usd)));
         assert_eq!(errs[0].field, "minimum.amount");
         let eur = Currency::parse("c", "EUR").unwrap();
-        let flat = PlanKind::Flat {
-            amount: Money::from_minor(500, usd),
-        };
+        let flat = PlanKind::Flat { amount: Money::from_minor(500, usd) };
         let errs = check_plan_amounts(&flat, Some(&Money::from_minor(100, eur)), None);
         assert_eq!(errs[0].field, "cap.currency");
     }

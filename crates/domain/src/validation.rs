@@ -12,19 +12,12 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 
     /// The same error, its field nested under `prefix` (`email` → `contact.email`).
     pub fn under(mut self, prefix: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}.{}", self.field)
-        };
+        self.field = if self.field.is_empty() { prefix.to_owned() } else { format!("{prefix}.{}", self.field) };
         self
     }
 }
@@ -58,11 +51,7 @@ impl Validator {
     }
 
     /// Like [`check`](Self::check) for an optional input: `None` stays `None`.
-    pub fn check_opt<T, U>(
-        &mut self,
-        input: Option<U>,
-        parse: impl FnOnce(U) -> Result<T, FieldError>,
-    ) -> Option<Option<T>> {
+    pub fn check_opt<T, U>(&mut self, input: Option<U>, parse: impl FnOnce(U) -> Result<T, FieldError>) -> Option<Option<T>> {
         match input {
             None => Some(None),
             Some(u) => self.check(parse(u)).map(Some),
@@ -80,11 +69,7 @@ impl Validator {
     /// Ends validation: `Ok(value)` when no error was recorded, every error otherwise.
     /// `value` is only called when everything parsed.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Vec<FieldError>> {
-        if self.errors.is_empty() {
-            value().ok_or_else(|| vec![FieldError::new("", "invalid input")])
-        } else {
-            Err(self.errors)
-        }
+        if self.errors.is_empty() { value().ok_or_else(|| vec![FieldError::new("", "invalid input")]) } else { Err(self.errors) }
     }
 }
 
@@ -95,26 +80,16 @@ pub fn required_text(field: &str, input: &str, max: usize) -> Result<String, Fie
         return Err(FieldError::new(field, "must not be empty"));
     }
     if text.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(FieldError::new(field, format!("must be at most {max} characters")));
     }
     if text.chars().any(|c| c.is_control()) {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new(field, "must not contain control characters"));
     }
     Ok(text.to_owned())
 }
 
 /// An optional text: empty or blank input means absent.
-pub fn optional_text(
-    field: &str,
-    input: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, FieldError> {
+pub fn optional_text(field: &str, input: Option<&str>, max: usize) -> Result<Option<String>, FieldError> {
     match input.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => required_text(field, t, max).map(Some),
@@ -139,9 +114,6 @@ mod tests {
 
     #[test]
     fn nesting_prefixes_the_path() {
-        assert_eq!(
-            FieldError::new("email", "bad").under("contact").field,
-            "contact.email"
-        );
+        assert_eq!(FieldError::new("email", "bad").under("contact").field, "contact.email");
     }
 }

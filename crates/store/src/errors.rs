@@ -7,24 +7,12 @@ use partnerloop_app::error::StoreError;
 /// Each unique index and the column list SQLite reports for it.
 pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("workspaces_slug_uq", "workspaces.slug"),
-    (
-        "commission_plans_name_uq",
-        "commission_plans.workspace_id, commission_plans.name",
-    ),
-    (
-        "commission_plans_default_uq",
-        "commission_plans.workspace_id",
-    ),
+    ("commission_plans_name_uq", "commission_plans.workspace_id, commission_plans.name"),
+    ("commission_plans_default_uq", "commission_plans.workspace_id"),
     ("partners_referral_code_uq", "partners.referral_code"),
-    (
-        "partner_contacts_email_uq",
-        "partner_contacts.workspace_id, partner_contacts.email",
-    ),
+    ("partner_contacts_email_uq", "partner_contacts.workspace_id, partner_contacts.email"),
     ("api_keys_token_hash_uq", "api_keys.token_hash"),
-    (
-        "accounts_domain_uq",
-        "accounts.workspace_id, accounts.domain",
-    ),
+    ("accounts_domain_uq", "accounts.workspace_id, accounts.domain"),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {
@@ -36,11 +24,7 @@ pub(crate) fn map(e: sqlx::Error) -> StoreError {
                 None => {
                     let msg = db.message();
                     let cols = msg.rsplit_once(": ").map(|(_, c)| c).unwrap_or(msg);
-                    UNIQUE_CONSTRAINTS
-                        .iter()
-                        .find(|(_, c)| *c == cols)
-                        .map(|(n, _)| (*n).to_owned())
-                        .unwrap_or_else(|| msg.to_owned())
+                    UNIQUE_CONSTRAINTS.iter().find(|(_, c)| *c == cols).map(|(n, _)| (*n).to_owned()).unwrap_or_else(|| msg.to_owned())
                 }
             };
             StoreError::Conflict { constraint }

@@ -20,13 +20,7 @@ struct ClaimRow {
 }
 
 impl SqlStore {
-    pub(crate) async fn claim_(
-        &self,
-        scope: &str,
-        key: &str,
-        hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<IdempotencyClaim> {
+    pub(crate) async fn claim_(&self, scope: &str, key: &str, hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             let inserted = sqlx::query(
@@ -44,12 +38,13 @@ impl SqlStore {
                 tx.commit().await.map_err(map)?;
                 return Ok(IdempotencyClaim::New);
             }
-            let row: ClaimRow = sqlx::query_as("SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
-                .bind(scope)
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map)?;
+            let row: ClaimRow =
+                sqlx::query_as("SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(scope)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map)?;
             let claim = if row.request_hash != hash {
                 IdempotencyClaim::Mismatch
             } else if let Some(status) = row.status {
@@ -69,23 +64,14 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
-                if taken_over.rows_affected() == 1 {
-                    IdempotencyClaim::New
-                } else {
-                    IdempotencyClaim::InProgress
-                }
+                if taken_over.rows_affected() == 1 { IdempotencyClaim::New } else { IdempotencyClaim::InProgress }
             };
             tx.commit().await.map_err(map)?;
             Ok(claim)
         })
     }
 
-    pub(crate) async fn save_response_(
-        &self,
-        scope: &str,
-        key: &str,
-        r: &SavedResponse,
-    ) -> StoreResult<()> {
+    pub(crate) async fn save_response_(&self, scope: &str, key: &str, r: &SavedResponse) -> StoreResult<()> {
         on_write!(self, |pool| {
             sqlx::query("UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5")
                 .bind(i32::from(r.status))
@@ -102,14 +88,12 @@ impl SqlStore {
 
     pub(crate) async fn release_(&self, scope: &str, key: &str) -> StoreResult<()> {
         on_write!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
-            )
-            .bind(scope)
-            .bind(key)
-            .execute(pool)
-            .await
-            .map_err(map)?;
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL")
+                .bind(scope)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map_err(map)?;
             Ok(())
         })
     }

@@ -61,11 +61,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            sqlite_synchronous: SqliteSync::Full,
-            max_connections: 8,
-            busy_timeout: Duration::from_secs(5),
-        }
+        Self { sqlite_synchronous: SqliteSync::Full, max_connections: 8, busy_timeout: Duration::from_secs(5) }
     }
 }
 

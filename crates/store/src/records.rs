@@ -71,12 +71,7 @@ fn page_limit(page: &Page) -> i64 {
 }
 
 impl SqlStore {
-    pub(crate) async fn insert_partner_(
-        &self,
-        ws: &WorkspaceId,
-        p: &Partner,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    pub(crate) async fn insert_partner_(&self, ws: &WorkspaceId, p: &Partner, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             sqlx::query(concat!(
@@ -100,16 +95,18 @@ impl SqlStore {
             .await
             .map_err(map)?;
             for c in &p.contacts {
-                sqlx::query("INSERT INTO partner_contacts (id, workspace_id, partner_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(c.id.as_str())
-                    .bind(ws.as_str())
-                    .bind(p.id.as_str())
-                    .bind(&c.name)
-                    .bind(c.email.as_str())
-                    .bind(to_text(p.created_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map)?;
+                sqlx::query(
+                    "INSERT INTO partner_contacts (id, workspace_id, partner_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(c.id.as_str())
+                .bind(ws.as_str())
+                .bind(p.id.as_str())
+                .bind(&c.name)
+                .bind(c.email.as_str())
+                .bind(to_text(p.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
             }
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
@@ -118,16 +115,12 @@ impl SqlStore {
 
     pub(crate) async fn partner_(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner> {
         on_read!(self, |pool| {
-            let row: PartnerRow = sqlx::query_as(concat!(
-                "SELECT ",
-                partner_cols!(),
-                " FROM partners WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: PartnerRow = sqlx::query_as(concat!("SELECT ", partner_cols!(), " FROM partners WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             let contacts: Vec<ContactRow> =
                 sqlx::query_as("SELECT id, partner_id, name, email FROM partner_contacts WHERE partner_id = $1 ORDER BY id")
                     .bind(id.as_str())
@@ -138,12 +131,7 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn list_partners_(
-        &self,
-        ws: &WorkspaceId,
-        f: &PartnerFilter,
-        page: &Page,
-    ) -> StoreResult<Paged<Partner>> {
+    pub(crate) async fn list_partners_(&self, ws: &WorkspaceId, f: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>> {
         on_read!(self, |pool| {
             let rows: Vec<PartnerRow> = sqlx::query_as(concat!(
                 "SELECT ",
@@ -173,21 +161,12 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            let partners = rows
-                .into_iter()
-                .map(|r| r.into_partner(&contacts))
-                .collect::<Result<Vec<_>, _>>()?;
+            let partners = rows.into_iter().map(|r| r.into_partner(&contacts)).collect::<Result<Vec<_>, _>>()?;
             Ok(Paged::from_rows(partners, page.limit, |p| p.id.to_string()))
         })
     }
 
-    pub(crate) async fn update_partner_(
-        &self,
-        ws: &WorkspaceId,
-        p: &Partner,
-        expected: Timestamp,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    pub(crate) async fn update_partner_(&self, ws: &WorkspaceId, p: &Partner, expected: Timestamp, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             let done = sqlx::query(
@@ -215,30 +194,21 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn insert_account_(
-        &self,
-        ws: &WorkspaceId,
-        a: &Account,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    pub(crate) async fn insert_account_(&self, ws: &WorkspaceId, a: &Account, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            sqlx::query(concat!(
-                "INSERT INTO accounts (workspace_id, ",
-                account_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))
-            .bind(ws.as_str())
-            .bind(a.id.as_str())
-            .bind(&a.name)
-            .bind(a.domain.as_str())
-            .bind(a.status.as_str())
-            .bind(a.owner_email.as_ref().map(|e| e.as_str()))
-            .bind(to_text(a.created_at))
-            .bind(to_text(a.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+            sqlx::query(concat!("INSERT INTO accounts (workspace_id, ", account_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                .bind(ws.as_str())
+                .bind(a.id.as_str())
+                .bind(&a.name)
+                .bind(a.domain.as_str())
+                .bind(a.status.as_str())
+                .bind(a.owner_email.as_ref().map(|e| e.as_str()))
+                .bind(to_text(a.created_at))
+                .bind(to_text(a.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })
@@ -246,28 +216,22 @@ impl SqlStore {
 
     pub(crate) async fn account_(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account> {
         on_read!(self, |pool| {
-            let row: AccountRow = sqlx::query_as(concat!(
-                "SELECT ",
-                account_cols!(),
-                " FROM accounts WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: AccountRow = sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             row.try_into()
         })
     }
 
-    pub(crate) async fn list_accounts_(
-        &self,
-        ws: &WorkspaceId,
-        page: &Page,
-    ) -> StoreResult<Paged<Account>> {
+    pub(crate) async fn list_accounts_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>> {
         on_read!(self, |pool| {
             let rows: Vec<AccountRow> = sqlx::query_as(concat!(
-                "SELECT ", account_cols!(), " FROM accounts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                "SELECT ",
+                account_cols!(),
+                " FROM accounts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
             ))
             .bind(ws.as_str())
             .bind(page.after.as_deref())
@@ -275,20 +239,12 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            let items = rows
-                .into_iter()
-                .map(Account::try_from)
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = rows.into_iter().map(Account::try_from).collect::<Result<Vec<_>, _>>()?;
             Ok(Paged::from_rows(items, page.limit, |a| a.id.to_string()))
         })
     }
 
-    pub(crate) async fn insert_deal_(
-        &self,
-        ws: &WorkspaceId,
-        d: &Deal,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    pub(crate) async fn insert_deal_(&self, ws: &WorkspaceId, d: &Deal, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             sqlx::query(concat!(
@@ -319,28 +275,22 @@ impl SqlStore {
 
     pub(crate) async fn deal_(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal> {
         on_read!(self, |pool| {
-            let row: DealRow = sqlx::query_as(concat!(
-                "SELECT ",
-                deal_cols!(),
-                " FROM deals WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: DealRow = sqlx::query_as(concat!("SELECT ", deal_cols!(), " FROM deals WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             row.try_into()
         })
     }
 
-    pub(crate) async fn list_deals_(
-        &self,
-        ws: &WorkspaceId,
-        page: &Page,
-    ) -> StoreResult<Paged<Deal>> {
+    pub(crate) async fn list_deals_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>> {
         on_read!(self, |pool| {
             let rows: Vec<DealRow> = sqlx::query_as(concat!(
-                "SELECT ", deal_cols!(), " FROM deals WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                "SELECT ",
+                deal_cols!(),
+                " FROM deals WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
             ))
             .bind(ws.as_str())
             .bind(page.after.as_deref())
@@ -348,33 +298,18 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            let items = rows
-                .into_iter()
-                .map(Deal::try_from)
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = rows.into_iter().map(Deal::try_from).collect::<Result<Vec<_>, _>>()?;
             Ok(Paged::from_rows(items, page.limit, |d| d.id.to_string()))
         })
     }
 
-    pub(crate) async fn insert_plan_(
-        &self,
-        ws: &WorkspaceId,
-        p: &CommissionPlan,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    pub(crate) async fn insert_plan_(&self, ws: &WorkspaceId, p: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()> {
         let (rate, flat, tiers) = match &p.kind {
             PlanKind::Percent { rate } => (Some(rate.to_string()), None, None),
             PlanKind::Flat { amount } => (None, Some(*amount), None),
             PlanKind::Tiered { rates } => {
-                let map: std::collections::BTreeMap<&str, String> = rates
-                    .iter()
-                    .map(|(t, r)| (t.as_str(), r.to_string()))
-                    .collect();
-                (
-                    None,
-                    None,
-                    Some(serde_json::to_string(&map).map_err(|e| StoreError::Other(Box::new(e)))?),
-                )
+                let map: std::collections::BTreeMap<&str, String> = rates.iter().map(|(t, r)| (t.as_str(), r.to_string())).collect();
+                (None, None, Some(serde_json::to_string(&map).map_err(|e| StoreError::Other(Box::new(e)))?))
             }
         };
         on_write!(self, |pool| {
@@ -416,28 +351,23 @@ impl SqlStore {
 
     pub(crate) async fn plan_(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan> {
         on_read!(self, |pool| {
-            let row: PlanRow = sqlx::query_as(concat!(
-                "SELECT ",
-                plan_cols!(),
-                " FROM commission_plans WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: PlanRow =
+                sqlx::query_as(concat!("SELECT ", plan_cols!(), " FROM commission_plans WHERE workspace_id = $1 AND id = $2"))
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .map_err(map)?;
             row.try_into()
         })
     }
 
-    pub(crate) async fn list_plans_(
-        &self,
-        ws: &WorkspaceId,
-        page: &Page,
-    ) -> StoreResult<Paged<CommissionPlan>> {
+    pub(crate) async fn list_plans_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
         on_read!(self, |pool| {
             let rows: Vec<PlanRow> = sqlx::query_as(concat!(
-                "SELECT ", plan_cols!(), " FROM commission_plans WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                "SELECT ",
+                plan_cols!(),
+                " FROM commission_plans WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
             ))
             .bind(ws.as_str())
             .bind(page.after.as_deref())
@@ -445,10 +375,7 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            let items = rows
-                .into_iter()
-                .map(CommissionPlan::try_from)
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = rows.into_iter().map(CommissionPlan::try_from).collect::<Result<Vec<_>, _>>()?;
             Ok(Paged::from_rows(items, page.limit, |p| p.id.to_string()))
         })
     }

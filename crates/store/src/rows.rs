@@ -19,10 +19,7 @@ fn bad(e: FieldError) -> StoreError {
 
 fn money(minor: Option<i64>, currency: Option<&str>) -> Result<Option<Money>, StoreError> {
     match (minor, currency) {
-        (Some(m), Some(c)) => Ok(Some(Money::from_minor(
-            m,
-            Currency::parse("currency", c).map_err(bad)?,
-        ))),
+        (Some(m), Some(c)) => Ok(Some(Money::from_minor(m, Currency::parse("currency", c).map_err(bad)?))),
         _ => Ok(None),
     }
 }
@@ -67,11 +64,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
         Ok(ApiKeyRecord {
             id: ApiKeyId::from_string(r.id),
             workspace_id: WorkspaceId::from_string(r.workspace_id),
-            kind: if r.kind == "admin" {
-                KeyKind::Admin
-            } else {
-                KeyKind::Partner
-            },
+            kind: if r.kind == "admin" { KeyKind::Admin } else { KeyKind::Partner },
             partner_id: r.partner_id.map(PartnerId::from_string),
             name: r.name,
             token_hash: r.token_hash,
@@ -125,13 +118,8 @@ impl PartnerRow {
             partner_type: PartnerType::parse("type", &self.partner_type).map_err(bad)?,
             status: PartnerStatus::parse("status", &self.status).map_err(bad)?,
             tier: self.tier,
-            referral_code: ReferralCode::parse("referral_code", &self.referral_code)
-                .map_err(bad)?,
-            website: self
-                .website
-                .map(|w| CompanyDomain::parse("website", &w))
-                .transpose()
-                .map_err(bad)?,
+            referral_code: ReferralCode::parse("referral_code", &self.referral_code).map_err(bad)?,
+            website: self.website.map(|w| CompanyDomain::parse("website", &w)).transpose().map_err(bad)?,
             commission_plan_id: self.commission_plan_id.map(PlanId::from_string),
             contacts,
             created_at: from_text(&self.created_at)?,
@@ -160,11 +148,7 @@ impl TryFrom<AccountRow> for Account {
             name: r.name,
             domain: CompanyDomain::parse("domain", &r.domain).map_err(bad)?,
             status: AccountStatus::parse("status", &r.status).map_err(bad)?,
-            owner_email: r
-                .owner_email
-                .map(|e| Email::parse("owner_email", &e))
-                .transpose()
-                .map_err(bad)?,
+            owner_email: r.owner_email.map(|e| Email::parse("owner_email", &e)).transpose().map_err(bad)?,
             created_at: from_text(&r.created_at)?,
             updated_at: from_text(&r.updated_at)?,
         })
@@ -194,22 +178,11 @@ impl TryFrom<DealRow> for Deal {
             id: DealId::from_string(r.id),
             name: r.name,
             company_name: r.company_name,
-            company_domain: r
-                .company_domain
-                .map(|d| CompanyDomain::parse("company_domain", &d))
-                .transpose()
-                .map_err(bad)?,
+            company_domain: r.company_domain.map(|d| CompanyDomain::parse("company_domain", &d)).transpose().map_err(bad)?,
             stage: Stage::parse("stage", &r.stage).map_err(bad)?,
-            amount: Money::from_minor(
-                r.amount_minor,
-                Currency::parse("currency", &r.currency).map_err(bad)?,
-            ),
+            amount: Money::from_minor(r.amount_minor, Currency::parse("currency", &r.currency).map_err(bad)?),
             source: DealSource::parse("source", &r.source).map_err(bad)?,
-            owner_email: r
-                .owner_email
-                .map(|e| Email::parse("owner_email", &e))
-                .transpose()
-                .map_err(bad)?,
+            owner_email: r.owner_email.map(|e| Email::parse("owner_email", &e)).transpose().map_err(bad)?,
             created_at: from_text(&r.created_at)?,
             closed_at: opt_from_text(r.closed_at.as_deref())?,
             updated_at: from_text(&r.updated_at)?,
@@ -239,21 +212,15 @@ impl TryFrom<PlanRow> for CommissionPlan {
     type Error = StoreError;
     fn try_from(r: PlanRow) -> Result<Self, StoreError> {
         let kind = match r.kind.as_str() {
-            "percent" => PlanKind::Percent {
-                rate: Rate::parse("rate", r.rate.as_deref().unwrap_or_default()).map_err(bad)?,
-            },
+            "percent" => PlanKind::Percent { rate: Rate::parse("rate", r.rate.as_deref().unwrap_or_default()).map_err(bad)? },
             "flat" => PlanKind::Flat {
-                amount: money(r.flat_minor, r.flat_currency.as_deref())?
-                    .ok_or_else(|| bad(FieldError::new("flat", "missing")))?,
+                amount: money(r.flat_minor, r.flat_currency.as_deref())?.ok_or_else(|| bad(FieldError::new("flat", "missing")))?,
             },
             _ => {
                 let map: std::collections::BTreeMap<String, String> =
-                    serde_json::from_str(r.tier_rates.as_deref().unwrap_or("{}"))
-                        .map_err(|e| StoreError::Other(Box::new(e)))?;
-                let rates = map
-                    .into_iter()
-                    .map(|(t, v)| Ok((t, Rate::parse("rates", &v).map_err(bad)?)))
-                    .collect::<Result<_, StoreError>>()?;
+                    serde_json::from_str(r.tier_rates.as_deref().unwrap_or("{}")).map_err(|e| StoreError::Other(Box::new(e)))?;
+                let rates =
+                    map.into_iter().map(|(t, v)| Ok((t, Rate::parse("rates", &v).map_err(bad)?))).collect::<Result<_, StoreError>>()?;
                 PlanKind::Tiered { rates }
             }
         };
@@ -285,8 +252,7 @@ impl TryFrom<AuditRow> for AuditEntry {
     type Error = StoreError;
     fn try_from(r: AuditRow) -> Result<Self, StoreError> {
         let json = |s: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
-            s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Other(Box::new(e))))
-                .transpose()
+            s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Other(Box::new(e)))).transpose()
         };
         Ok(AuditEntry {
             at: from_text(&r.at)?,

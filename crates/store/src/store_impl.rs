@@ -20,11 +20,7 @@ use crate::{Db, SqlStore, on_read, on_write};
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        on_read!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(map))
+        on_read!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(map))
     }
 
     fn engine(&self) -> &'static str {
@@ -34,13 +30,7 @@ impl Store for SqlStore {
         }
     }
 
-    async fn ensure_workspace(
-        &self,
-        slug: &str,
-        name: &str,
-        id: WorkspaceId,
-        now: Timestamp,
-    ) -> StoreResult<Workspace> {
+    async fn ensure_workspace(&self, slug: &str, name: &str, id: WorkspaceId, now: Timestamp) -> StoreResult<Workspace> {
         on_write!(self, |pool| {
             sqlx::query("INSERT INTO workspaces (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING")
                 .bind(id.as_str())
@@ -50,39 +40,33 @@ impl Store for SqlStore {
                 .execute(pool)
                 .await
                 .map_err(map)?;
-            let row: WorkspaceRow = sqlx::query_as(
-                "SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1",
-            )
-            .bind(slug)
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             row.try_into()
         })
     }
 
     async fn workspace_by_slug(&self, slug: &str) -> StoreResult<Workspace> {
         on_read!(self, |pool| {
-            let row: WorkspaceRow = sqlx::query_as(
-                "SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1",
-            )
-            .bind(slug)
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             row.try_into()
         })
     }
 
     async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Workspace> {
         on_read!(self, |pool| {
-            let row: WorkspaceRow = sqlx::query_as(
-                "SELECT id, slug, name, currency, created_at FROM workspaces WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map)?;
+            let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
             row.try_into()
         })
     }
@@ -95,11 +79,7 @@ impl Store for SqlStore {
                 .execute(pool)
                 .await
                 .map_err(map)?;
-            sqlx::query_scalar("SELECT value FROM instance_settings WHERE name = $1")
-                .bind(name)
-                .fetch_one(pool)
-                .await
-                .map_err(map)
+            sqlx::query_scalar("SELECT value FROM instance_settings WHERE name = $1").bind(name).fetch_one(pool).await.map_err(map)
         })
     }
 
@@ -139,40 +119,19 @@ impl Store for SqlStore {
         })
     }
 
-    async fn insert_partner(
-        &self,
-        ws: &WorkspaceId,
-        partner: &Partner,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_partner(&self, ws: &WorkspaceId, partner: &Partner, audit: &AuditEntry) -> StoreResult<()> {
         self.insert_partner_(ws, partner, audit).await
     }
     async fn partner(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner> {
         self.partner_(ws, id).await
     }
-    async fn list_partners(
-        &self,
-        ws: &WorkspaceId,
-        filter: &PartnerFilter,
-        page: &Page,
-    ) -> StoreResult<Paged<Partner>> {
+    async fn list_partners(&self, ws: &WorkspaceId, filter: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>> {
         self.list_partners_(ws, filter, page).await
     }
-    async fn update_partner(
-        &self,
-        ws: &WorkspaceId,
-        partner: &Partner,
-        expected: Timestamp,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn update_partner(&self, ws: &WorkspaceId, partner: &Partner, expected: Timestamp, audit: &AuditEntry) -> StoreResult<()> {
         self.update_partner_(ws, partner, expected, audit).await
     }
-    async fn insert_account(
-        &self,
-        ws: &WorkspaceId,
-        account: &Account,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_account(&self, ws: &WorkspaceId, account: &Account, audit: &AuditEntry) -> StoreResult<()> {
         self.insert_account_(ws, account, audit).await
     }
     async fn account(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account> {
@@ -181,12 +140,7 @@ impl Store for SqlStore {
     async fn list_accounts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>> {
         self.list_accounts_(ws, page).await
     }
-    async fn insert_deal(
-        &self,
-        ws: &WorkspaceId,
-        deal: &Deal,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_deal(&self, ws: &WorkspaceId, deal: &Deal, audit: &AuditEntry) -> StoreResult<()> {
         self.insert_deal_(ws, deal, audit).await
     }
     async fn deal(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal> {
@@ -195,22 +149,13 @@ impl Store for SqlStore {
     async fn list_deals(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>> {
         self.list_deals_(ws, page).await
     }
-    async fn insert_plan(
-        &self,
-        ws: &WorkspaceId,
-        plan: &CommissionPlan,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()> {
         self.insert_plan_(ws, plan, audit).await
     }
     async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan> {
         self.plan_(ws, id).await
     }
-    async fn list_plans(
-        &self,
-        ws: &WorkspaceId,
-        page: &Page,
-    ) -> StoreResult<Paged<CommissionPlan>> {
+    async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
         self.list_plans_(ws, page).await
     }
 
@@ -225,27 +170,14 @@ impl Store for SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            rows.into_iter()
-                .map(AuditEntry::try_from)
-                .collect::<Result<Vec<_>, StoreError>>()
+            rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, StoreError>>()
         })
     }
 
-    async fn claim_idempotency_key(
-        &self,
-        scope: &str,
-        key: &str,
-        request_hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<IdempotencyClaim> {
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim> {
         self.claim_(scope, key, request_hash, now).await
     }
-    async fn save_idempotent_response(
-        &self,
-        scope: &str,
-        key: &str,
-        response: &SavedResponse,
-    ) -> StoreResult<()> {
+    async fn save_idempotent_response(&self, scope: &str, key: &str, response: &SavedResponse) -> StoreResult<()> {
         self.save_response_(scope, key, response).await
     }
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {

@@ -13,8 +13,7 @@ pub(crate) fn opt_to_text(t: Option<Timestamp>) -> Option<String> {
 }
 
 pub(crate) fn from_text(s: &str) -> Result<Timestamp, StoreError> {
-    s.parse()
-        .map_err(|e: jiff::Error| StoreError::Other(format!("bad stored time '{s}': {e}").into()))
+    s.parse().map_err(|e: jiff::Error| StoreError::Other(format!("bad stored time '{s}': {e}").into()))
 }
 
 pub(crate) fn opt_from_text(s: Option<&str>) -> Result<Option<Timestamp>, StoreError> {

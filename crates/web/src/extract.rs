@@ -35,11 +35,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(r.body_text())
-            }
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::BadRequest(r.body_text()) }
         })?;
         parse_json(&bytes).map(ApiJson)
     }
@@ -55,10 +51,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = strip_position(&inner.to_string());
                 // "missing field `x`" is reported at the parent: name the field itself.
-                let field = match message
-                    .strip_prefix("missing field `")
-                    .and_then(|m| m.split('`').next())
-                {
+                let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
                     Some(missing) if path == "." => missing.to_owned(),
                     Some(missing) => format!("{path}.{missing}"),
                     None => path,
@@ -84,15 +77,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .ok_or(ApiError::App(AppError::Unauthorized))?;
-        Ok(Auth(Ctx::new(
-            principal.workspace_id.clone(),
-            principal.actor.clone(),
-            jiff::Timestamp::now(),
-        )))
+        let principal = parts.extensions.get::<Principal>().ok_or(ApiError::App(AppError::Unauthorized))?;
+        Ok(Auth(Ctx::new(principal.workspace_id.clone(), principal.actor.clone(), jiff::Timestamp::now())))
     }
 }
 
@@ -112,10 +98,7 @@ impl ListParams {
             None | Some("") => DEFAULT_LIMIT,
             Some(s) => match s.parse::<u64>() {
                 Ok(0) | Err(_) => {
-                    return Err(FieldError::new(
-                        "limit",
-                        "must be a whole number from 1 to 500",
-                    ));
+                    return Err(FieldError::new("limit", "must be a whole number from 1 to 500"));
                 }
                 Ok(n) => u32::try_from(n.min(u64::from(MAX_LIMIT))).unwrap_or(MAX_LIMIT),
             },
@@ -127,12 +110,8 @@ impl ListParams {
                     .decode(c)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .filter(|s| {
-                        s.len() < 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    })
-                    .ok_or_else(|| {
-                        FieldError::new("cursor", "is not a cursor returned by this list")
-                    })?,
+                    .filter(|s| s.len() < 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                    .ok_or_else(|| FieldError::new("cursor", "is not a cursor returned by this list"))?,
             ),
         };
         Ok(Page { limit, after })

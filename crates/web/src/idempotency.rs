@@ -29,18 +29,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 async fn run(state: AppState, req: Request, next: Next) -> Result<Response, Response> {
-    let key = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let key = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::from(vec![FieldError::new(
-            "Idempotency-Key",
-            "must be 1-255 visible ASCII characters",
-        )])
-        .into_response());
+        return Err(ApiError::from(vec![FieldError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")]).into_response());
     }
     let scope = req
         .extensions()
@@ -48,26 +39,14 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, Resp
         .map(Principal::scope)
         .ok_or_else(|| ApiError::App(partnerloop_app::AppError::Unauthorized).into_response())?;
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge.into_response())?;
+    let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| ApiError::PayloadTooLarge.into_response())?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
     hasher.update(b" ");
-    hasher.update(
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or_default(),
-    );
+    hasher.update(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or_default());
     hasher.update(b"\n");
     hasher.update(&bytes);
-    let fingerprint: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
     let claim = state
         .store
@@ -89,20 +68,13 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, Resp
             vec![],
         )),
         IdempotencyClaim::New => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             let (rparts, rbody) = response.into_parts();
             let body = match to_bytes(rbody, usize::MAX).await {
                 Ok(b) => b,
                 Err(_) => {
                     let _ = state.store.release_idempotency_key(&scope, &key).await;
-                    return Err(problem(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "the response could not be read",
-                        vec![],
-                    ));
+                    return Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the response could not be read", vec![]));
                 }
             };
             let status = rparts.status;
@@ -111,19 +83,10 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, Resp
                 Ok(text) if !status.is_server_error() => {
                     let saved = SavedResponse {
                         status: status.as_u16(),
-                        content_type: rparts
-                            .headers
-                            .get(header::CONTENT_TYPE)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned(),
+                        content_type: rparts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
                         body: text,
                     };
-                    if let Err(e) = state
-                        .store
-                        .save_idempotent_response(&scope, &key, &saved)
-                        .await
-                    {
+                    if let Err(e) = state.store.save_idempotent_response(&scope, &key, &saved).await {
                         tracing::error!(error = %e, "could not save an idempotent response");
                     }
                 }
@@ -142,7 +105,6 @@ fn replay(saved: SavedResponse) -> Response {
     if let Ok(ct) = HeaderValue::from_str(&saved.content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
-    r.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     r
 }

@@ -37,14 +37,12 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<observe::Metrics>,
+    pub auth_cache: Arc<auth::AuthCache>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            metrics: Arc::new(observe::Metrics::new()),
-        }
+        Self { store, metrics: Arc::new(observe::Metrics::new()), auth_cache: Arc::default() }
     }
 }
 
@@ -53,14 +51,8 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
     let api = api
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(api)
@@ -90,8 +82,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready", "database": state.store.engine()}))
-            .into_response(),
+        Ok(()) => Json(serde_json::json!({"status": "ready", "database": state.store.engine()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %problem::error_chain(&e), "database not ready");
             ApiError::Unavailable("the database does not answer".into()).into_response()
@@ -101,12 +92,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

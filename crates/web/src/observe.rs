@@ -45,27 +45,12 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("partnerloop");
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
-        );
+        let duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer HTTP requests",
-            duration.clone(),
-        );
-        registry.register(
-            "http_requests_in_flight",
-            "HTTP requests being answered",
-            in_flight.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            duration,
-            in_flight,
-        }
+        registry.register("http_request_duration_seconds", "Time to answer HTTP requests", duration.clone());
+        registry.register("http_requests_in_flight", "HTTP requests being answered", in_flight.clone());
+        Self { registry, requests, duration, in_flight }
     }
 
     pub fn render(&self) -> String {
@@ -86,41 +71,21 @@ impl Default for Metrics {
 /// Counts and times every request by route template (never by raw path,
 /// which would give every record its own series).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let metrics: &Arc<Metrics> = &state.metrics;
     metrics.in_flight.inc();
     let started = Instant::now();
     let response = next.run(req).await;
     metrics.in_flight.dec();
-    metrics
-        .duration
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
+    metrics.duration.get_or_create(&RouteLabels { method: method.clone(), route: route.clone() }).observe(started.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
     response
 }
 
 pub async fn prometheus(State(state): State<AppState>) -> Response {
     let mut r = state.metrics.render().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }
 
@@ -130,8 +95,6 @@ pub struct UlidRequestId;
 
 impl MakeRequestId for UlidRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&ulid::Ulid::new().to_string())
-            .ok()
-            .map(RequestId::new)
+        HeaderValue::from_str(&ulid::Ulid::new().to_string()).ok().map(RequestId::new)
     }
 }

@@ -63,12 +63,7 @@ impl From<partnerloop_app::StoreError> for ApiError {
     }
 }
 
-pub fn problem(
-    status: StatusCode,
-    slug: &str,
-    detail: impl Into<String>,
-    errors: Vec<ProblemField>,
-) -> Response {
+pub fn problem(status: StatusCode, slug: &str, detail: impl Into<String>, errors: Vec<ProblemField>) -> Response {
     let body = Problem {
         problem_type: format!("/problems/{slug}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -78,108 +73,44 @@ pub fn problem(
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = (status, json).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }
 
 fn fields(errors: Vec<FieldError>) -> Vec<ProblemField> {
-    errors
-        .into_iter()
-        .map(|e| ProblemField {
-            field: e.field,
-            message: e.message,
-        })
-        .collect()
+    errors.into_iter().map(|e| ProblemField { field: e.field, message: e.message }).collect()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::App(AppError::NotFound) => {
-                problem(StatusCode::NOT_FOUND, "not-found", "no such record", vec![])
-            }
+            ApiError::App(AppError::NotFound) => problem(StatusCode::NOT_FOUND, "not-found", "no such record", vec![]),
             ApiError::App(AppError::Unauthorized) => {
-                let mut r = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "a valid bearer token is required",
-                    vec![],
-                );
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                let mut r = problem(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required", vec![]);
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 r
             }
-            ApiError::App(AppError::Forbidden(why)) => {
-                problem(StatusCode::FORBIDDEN, "forbidden", why, vec![])
-            }
+            ApiError::App(AppError::Forbidden(why)) => problem(StatusCode::FORBIDDEN, "forbidden", why, vec![]),
             ApiError::App(AppError::Invalid(errors)) => {
-                let detail = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation",
-                    detail,
-                    fields(errors),
-                )
+                let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                problem(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail, fields(errors))
             }
             ApiError::App(AppError::Conflict { message, field }) => {
-                let errors = field
-                    .map(|f| {
-                        vec![ProblemField {
-                            field: f,
-                            message: message.clone(),
-                        }]
-                    })
-                    .unwrap_or_default();
+                let errors = field.map(|f| vec![ProblemField { field: f, message: message.clone() }]).unwrap_or_default();
                 problem(StatusCode::CONFLICT, "conflict", message, errors)
             }
             ApiError::App(AppError::Store(e)) => {
                 tracing::error!(error = %error_chain(&e), "storage failed");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "an internal error occurred; it has been logged",
-                    vec![],
-                )
+                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged", vec![])
             }
-            ApiError::BadRequest(detail) => {
-                problem(StatusCode::BAD_REQUEST, "malformed", detail, vec![])
+            ApiError::BadRequest(detail) => problem(StatusCode::BAD_REQUEST, "malformed", detail, vec![]),
+            ApiError::PayloadTooLarge => problem(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is too large", vec![]),
+            ApiError::UnsupportedMediaType => {
+                problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "media-type", "the body must be application/json", vec![])
             }
-            ApiError::PayloadTooLarge => problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "the request body is too large",
-                vec![],
-            ),
-            ApiError::UnsupportedMediaType => problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "media-type",
-                "the body must be application/json",
-                vec![],
-            ),
-            ApiError::NoRoute => problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such resource",
-                vec![],
-            ),
-            ApiError::MethodNotAllowed => problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method",
-                "method not allowed here",
-                vec![],
-            ),
-            ApiError::Unavailable(detail) => problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                detail,
-                vec![],
-            ),
+            ApiError::NoRoute => problem(StatusCode::NOT_FOUND, "not-found", "no such resource", vec![]),
+            ApiError::MethodNotAllowed => problem(StatusCode::METHOD_NOT_ALLOWED, "method", "method not allowed here", vec![]),
+            ApiError::Unavailable(detail) => problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail, vec![]),
         }
     }
 }

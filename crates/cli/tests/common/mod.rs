@@ -40,16 +40,11 @@ pub fn postgres_available(test: &str) -> bool {
     }
     // Written to the real stderr (not the captured test output) so that a
     // skipped PostgreSQL run is seen, never mistaken for a pass.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test} on PostgreSQL: {PG_ENV} is not set"
-    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test} on PostgreSQL: {PG_ENV} is not set");
     false
 }
 
-pub async fn fresh_database_url(
-    engine: Engine,
-) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
+pub async fn fresh_database_url(engine: Engine) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
     match engine {
         Engine::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -59,18 +54,10 @@ pub async fn fresh_database_url(
         Engine::Postgres => {
             let admin_url = std::env::var(PG_ENV).expect(PG_ENV);
             let name = format!("pl_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-            let admin = sqlx::PgPool::connect(&admin_url)
-                .await
-                .expect("connect to PostgreSQL");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await
-                .expect("create test database");
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create test database");
             admin.close().await;
-            let base = admin_url
-                .rsplit_once('/')
-                .map(|(b, _)| b.to_owned())
-                .unwrap_or(admin_url.clone());
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin_url.clone());
             (format!("{base}/{name}"), None, Some((admin_url, name)))
         }
     }
@@ -79,22 +66,12 @@ pub async fn fresh_database_url(
 impl TestApp {
     pub async fn spawn(engine: Engine) -> TestApp {
         let (database_url, dir, pg_drop) = fresh_database_url(engine).await;
-        let store = Arc::new(
-            SqlStore::connect(&database_url, &StoreOptions::default())
-                .await
-                .expect("open store"),
-        );
+        let store = Arc::new(SqlStore::connect(&database_url, &StoreOptions::default()).await.expect("open store"));
         store.migrate().await.expect("migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = partnerloop_web::router(partnerloop_web::AppState::new(store.clone()));
-        tokio::spawn(partnerloop_web::serve(
-            listener,
-            router,
-            std::future::pending(),
-        ));
+        tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
         let mut app = TestApp {
             base: format!("http://{addr}"),
             client: Client::new(),
@@ -111,22 +88,14 @@ impl TestApp {
     /// A new admin token for workspace `slug` (created when missing).
     pub async fn admin_token(&self, slug: &str) -> String {
         let now = jiff::Timestamp::now();
-        let ws = workspaces::ensure(self.store.as_ref(), slug, now)
+        let ws = workspaces::ensure(self.store.as_ref(), slug, now).await.expect("workspace");
+        partnerloop_app::auth::create_admin_key(self.store.as_ref(), &Ctx::system(ws.id, "test", now), Some("test"))
             .await
-            .expect("workspace");
-        partnerloop_app::auth::create_admin_key(
-            self.store.as_ref(),
-            &Ctx::system(ws.id, "test", now),
-            Some("test"),
-        )
-        .await
-        .expect("admin key")
+            .expect("admin key")
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let mut r = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
+        let mut r = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -134,34 +103,27 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.request(Method::GET, path, Some(token))
-            .send()
-            .await
-            .expect("GET")
+        self.request(Method::GET, path, Some(token)).send().await.expect("GET")
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.request(Method::POST, path, Some(token))
-            .json(body)
-            .send()
-            .await
-            .expect("POST")
+        self.request(Method::POST, path, Some(token)).json(body).send().await.expect("POST")
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.request(Method::PATCH, path, Some(token))
-            .json(body)
-            .send()
-            .await
-            .expect("PATCH")
+        self.request(Method::PATCH, path, Some(token)).json(body).send().await.expect("PATCH")
     }
 
     /// Creates a partner as `token`'s admin and returns its JSON.
     pub async fn create_partner(&self, token: &str, name: &str, email: &str) -> Value {
         let r = self
-            .post("/api/v1/partners", token, &serde_json::json!({
-                "name": name, "type": "consultant", "contact": {"name": "Contact of ".to_owned() + name, "email": email}
-            }))
+            .post(
+                "/api/v1/partners",
+                token,
+                &serde_json::json!({
+                    "name": name, "type": "consultant", "contact": {"name": "Contact of ".to_owned() + name, "email": email}
+                }),
+            )
             .await;
         assert_eq!(r.status(), 201, "create partner");
         r.json().await.expect("json")
@@ -173,11 +135,7 @@ impl TestApp {
         if let Some((admin_url, name)) = self.pg_drop
             && let Ok(admin) = sqlx::PgPool::connect(&admin_url).await
         {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
             admin.close().await;
         }
     }
@@ -187,22 +145,12 @@ impl TestApp {
 pub async fn body(r: Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// The fields named in a problem's `errors`.
 pub fn problem_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    problem["errors"].as_array().map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 /// Runs each scenario `async fn NAME(engine: Engine)` as two tests,

@@ -20,9 +20,7 @@ use crate::extract::{ApiJson, Auth, ListParams};
 use crate::problem::{ApiError, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_account, list_accounts))
-        .routes(routes!(get_account))
+    OpenApiRouter::new().routes(routes!(create_account, list_accounts)).routes(routes!(get_account))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,17 +39,8 @@ impl AccountCreate {
         let name = v.check(required_text("name", &self.name, 200));
         let domain = v.check(CompanyDomain::parse("domain", &self.domain));
         let status = v.check(AccountStatus::parse("status", &self.status));
-        let owner = v.check_opt(self.owner_email.filter(|e| !e.trim().is_empty()), |e| {
-            Email::parse("owner_email", &e)
-        });
-        Ok(v.finish(|| {
-            Some(AccountForCreate {
-                name: name?,
-                domain: domain?,
-                status: status?,
-                owner_email: owner?,
-            })
-        })?)
+        let owner = v.check_opt(self.owner_email.filter(|e| !e.trim().is_empty()), |e| Email::parse("owner_email", &e));
+        Ok(v.finish(|| Some(AccountForCreate { name: name?, domain: domain?, status: status?, owner_email: owner? }))?)
     }
 }
 
@@ -95,25 +84,15 @@ async fn create_account(
 
 /// List accounts (admin).
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", params(ListParams), responses((status = 200, body = AccountList)))]
-async fn list_accounts(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Query(list): Query<ListParams>,
-) -> Result<Json<AccountList>, ApiError> {
+async fn list_accounts(State(s): State<AppState>, Auth(ctx): Auth, Query(list): Query<ListParams>) -> Result<Json<AccountList>, ApiError> {
     let page = list.page().map_err(|e| ApiError::from(vec![e]))?;
     let result = accounts::list(s.store.as_ref(), &ctx, &page).await?;
-    Ok(Json(AccountList::from_page(result, |x| {
-        AccountOut::from(x)
-    })))
+    Ok(Json(AccountList::from_page(result, |x| AccountOut::from(x))))
 }
 
 /// One account (admin).
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", responses((status = 200, body = AccountOut), (status = 404, body = Problem)))]
-async fn get_account(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<AccountOut>, ApiError> {
+async fn get_account(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<AccountOut>, ApiError> {
     let account = accounts::get(s.store.as_ref(), &ctx, &AccountId::from_string(id)).await?;
     Ok(Json(AccountOut::from(&account)))
 }

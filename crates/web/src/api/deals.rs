@@ -20,9 +20,7 @@ use crate::extract::{ApiJson, Auth, ListParams};
 use crate::problem::{ApiError, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_deal, list_deals))
-        .routes(routes!(get_deal))
+    OpenApiRouter::new().routes(routes!(create_deal, list_deals)).routes(routes!(get_deal))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -55,24 +53,17 @@ impl DealCreate {
         let mut v = Validator::new();
         let name = v.check(required_text("name", &self.name, 200));
         let company_name = v.check(required_text("company.name", &self.company.name, 200));
-        let domain = v.check_opt(self.company.domain.filter(|d| !d.trim().is_empty()), |d| {
-            CompanyDomain::parse("company.domain", &d)
-        });
+        let domain = v.check_opt(self.company.domain.filter(|d| !d.trim().is_empty()), |d| CompanyDomain::parse("company.domain", &d));
         let stage = v.check(Stage::parse("stage", &self.stage));
         let amount = v.check(self.amount.parse_non_negative("amount"));
         let source = match self.source.as_deref() {
             None | Some("direct") => Some(DealSource::Direct),
             Some(other) => {
-                v.push(partnerloop_domain::FieldError::new(
-                    "source",
-                    format!("'{other}' is not allowed here: must be direct"),
-                ));
+                v.push(partnerloop_domain::FieldError::new("source", format!("'{other}' is not allowed here: must be direct")));
                 None
             }
         };
-        let owner = v.check_opt(self.owner_email.filter(|e| !e.trim().is_empty()), |e| {
-            Email::parse("owner_email", &e)
-        });
+        let owner = v.check_opt(self.owner_email.filter(|e| !e.trim().is_empty()), |e| Email::parse("owner_email", &e));
         let created_at = v.check_opt(self.created_at, |t| parse_time("created_at", &t));
         let closed_at = v.check_opt(self.closed_at, |t| parse_time("closed_at", &t));
         Ok(v.finish(|| {
@@ -111,10 +102,7 @@ impl From<&Deal> for DealOut {
         Self {
             id: d.id.to_string(),
             name: d.name.clone(),
-            company: CompanyDto {
-                name: d.company_name.clone(),
-                domain: d.company_domain.as_ref().map(|c| c.as_str().to_owned()),
-            },
+            company: CompanyDto { name: d.company_name.clone(), domain: d.company_domain.as_ref().map(|c| c.as_str().to_owned()) },
             stage: d.stage.as_str().to_owned(),
             amount: MoneyDto::from(&d.amount),
             source: d.source.as_str().to_owned(),
@@ -141,11 +129,7 @@ async fn create_deal(
 
 /// List deals (admin).
 #[utoipa::path(get, path = "/api/v1/deals", tag = "deals", params(ListParams), responses((status = 200, body = DealList)))]
-async fn list_deals(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Query(list): Query<ListParams>,
-) -> Result<Json<DealList>, ApiError> {
+async fn list_deals(State(s): State<AppState>, Auth(ctx): Auth, Query(list): Query<ListParams>) -> Result<Json<DealList>, ApiError> {
     let page = list.page().map_err(|e| ApiError::from(vec![e]))?;
     let result = deals::list(s.store.as_ref(), &ctx, &page).await?;
     Ok(Json(DealList::from_page(result, |x| DealOut::from(x))))
@@ -153,11 +137,7 @@ async fn list_deals(
 
 /// One deal (admin).
 #[utoipa::path(get, path = "/api/v1/deals/{id}", tag = "deals", responses((status = 200, body = DealOut), (status = 404, body = Problem)))]
-async fn get_deal(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<DealOut>, ApiError> {
+async fn get_deal(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<DealOut>, ApiError> {
     let deal = deals::get(s.store.as_ref(), &ctx, &DealId::from_string(id)).await?;
     Ok(Json(DealOut::from(&deal)))
 }

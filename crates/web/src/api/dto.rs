@@ -25,10 +25,7 @@ impl MoneyDto {
 
 impl From<&Money> for MoneyDto {
     fn from(m: &Money) -> Self {
-        Self {
-            amount: m.amount_string(),
-            currency: m.currency().code().to_owned(),
-        }
+        Self { amount: m.amount_string(), currency: m.currency().code().to_owned() }
     }
 }
 
@@ -52,12 +49,7 @@ pub fn parse_time(field: &str, input: &str) -> Result<jiff::Timestamp, FieldErro
         .ok()
         .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
         .map(|z| z.timestamp())
-        .ok_or_else(|| {
-            FieldError::new(
-                field,
-                "must be an RFC 3339 time (2026-01-31T09:00:00Z) or a date (2026-01-31)",
-            )
-        })
+        .ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time (2026-01-31T09:00:00Z) or a date (2026-01-31)"))
 }
 
 /// Declares a list response `{"data": [...], "next_cursor": …}` for one item type.
@@ -71,14 +63,8 @@ macro_rules! list_of {
         }
 
         impl $name {
-            pub fn from_page<T>(
-                page: partnerloop_app::store::Paged<T>,
-                f: impl Fn(&T) -> $item,
-            ) -> Self {
-                Self {
-                    data: page.items.iter().map(f).collect(),
-                    next_cursor: crate::extract::encode_cursor(page.next_after),
-                }
+            pub fn from_page<T>(page: partnerloop_app::store::Paged<T>, f: impl Fn(&T) -> $item) -> Self {
+                Self { data: page.items.iter().map(f).collect(), next_cursor: crate::extract::encode_cursor(page.next_after) }
             }
         }
     };

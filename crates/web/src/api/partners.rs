@@ -62,18 +62,11 @@ impl PartnerCreate {
         let partner_type = v.check(PartnerType::parse("type", &self.partner_type));
         let contact_name = v.check(required_text("contact.name", &self.contact.name, 200));
         let contact_email = v.check(Email::parse("contact.email", &self.contact.email));
-        let website = v.check_opt(self.website.filter(|w| !w.trim().is_empty()), |w| {
-            CompanyDomain::parse("website", &w)
-        });
+        let website = v.check_opt(self.website.filter(|w| !w.trim().is_empty()), |w| CompanyDomain::parse("website", &w));
         let status = v.check_opt(self.status, |s| PartnerStatus::parse("status", &s));
-        let tier = v.check_opt(self.tier.filter(|t| !t.trim().is_empty()), |t| {
-            parse_tier_slug("tier", &t)
-        });
+        let tier = v.check_opt(self.tier.filter(|t| !t.trim().is_empty()), |t| parse_tier_slug("tier", &t));
         let created_at = v.check_opt(self.created_at, |t| parse_time("created_at", &t));
-        let plan = self
-            .commission_plan_id
-            .filter(|p| !p.is_empty())
-            .map(PlanId::from_string);
+        let plan = self.commission_plan_id.filter(|p| !p.is_empty()).map(PlanId::from_string);
         Ok(v.finish(|| {
             Some(PartnerForCreate {
                 name: name?,
@@ -126,9 +119,7 @@ impl PartnerUpdate {
             None => Ok(None),
             Some(w) => CompanyDomain::parse("website", &w).map(Some),
         });
-        let plan = self
-            .commission_plan_id
-            .map(|p| p.filter(|p| !p.is_empty()).map(PlanId::from_string));
+        let plan = self.commission_plan_id.map(|p| p.filter(|p| !p.is_empty()).map(PlanId::from_string));
         Ok(v.finish(|| {
             Some(PartnerForUpdate {
                 name: name?,
@@ -182,11 +173,7 @@ impl From<&Partner> for PartnerOut {
             contacts: p
                 .contacts
                 .iter()
-                .map(|c| ContactOut {
-                    id: c.id.to_string(),
-                    name: c.name.clone(),
-                    email: c.email.to_string(),
-                })
+                .map(|c| ContactOut { id: c.id.to_string(), name: c.name.clone(), email: c.email.to_string() })
                 .collect(),
             commission_plan_id: p.commission_plan_id.as_ref().map(ToString::to_string),
             created_at: p.created_at,
@@ -230,30 +217,16 @@ async fn list_partners(
 ) -> Result<Json<PartnerList>, ApiError> {
     let mut v = Validator::new();
     let page = v.check(list.page());
-    let status = v.check_opt(filter.status.filter(|s| !s.is_empty()), |s| {
-        PartnerStatus::parse("status", &s)
-    });
+    let status = v.check_opt(filter.status.filter(|s| !s.is_empty()), |s| PartnerStatus::parse("status", &s));
     let (page, status) = v.finish(|| Some((page?, status?)))?;
-    let result = partners::list(
-        s.store.as_ref(),
-        &ctx,
-        PartnerFilter { status, only: None },
-        &page,
-    )
-    .await?;
-    Ok(Json(PartnerList::from_page(result, |x| {
-        PartnerOut::from(x)
-    })))
+    let result = partners::list(s.store.as_ref(), &ctx, PartnerFilter { status, only: None }, &page).await?;
+    Ok(Json(PartnerList::from_page(result, |x| PartnerOut::from(x))))
 }
 
 /// One partner.
 #[utoipa::path(get, path = "/api/v1/partners/{id}", tag = "partners",
     responses((status = 200, body = PartnerOut), (status = 404, body = Problem)))]
-async fn get_partner(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<PartnerOut>, ApiError> {
+async fn get_partner(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<PartnerOut>, ApiError> {
     let partner = partners::get(s.store.as_ref(), &ctx, &PartnerId::from_string(id)).await?;
     Ok(Json(PartnerOut::from(&partner)))
 }
@@ -268,8 +241,7 @@ async fn update_partner(
     ApiJson(body): ApiJson<PartnerUpdate>,
 ) -> Result<Json<PartnerOut>, ApiError> {
     let change = body.parse()?;
-    let partner =
-        partners::update(s.store.as_ref(), &ctx, &PartnerId::from_string(id), change).await?;
+    let partner = partners::update(s.store.as_ref(), &ctx, &PartnerId::from_string(id), change).await?;
     Ok(Json(PartnerOut::from(&partner)))
 }
 
@@ -294,17 +266,9 @@ async fn create_partner_api_key(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<TokenOut>), ApiError> {
-    let input: ApiKeyCreate = if body.iter().all(u8::is_ascii_whitespace) {
-        ApiKeyCreate::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
-    let token = partnerloop_app::auth::create_partner_key(
-        s.store.as_ref(),
-        &ctx,
-        &PartnerId::from_string(id),
-        input.name.as_deref(),
-    )
-    .await?;
+    let input: ApiKeyCreate =
+        if body.iter().all(u8::is_ascii_whitespace) { ApiKeyCreate::default() } else { crate::extract::parse_json(&body)? };
+    let token =
+        partnerloop_app::auth::create_partner_key(s.store.as_ref(), &ctx, &PartnerId::from_string(id), input.name.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(TokenOut { token })))
 }

@@ -7,10 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use partnerloop_app::plans::{self, PlanForCreate};
 use partnerloop_domain::ids::PlanId;
-use partnerloop_domain::plan::{
-    CommissionPlan, DEFAULT_HOLD_DAYS, MAX_HOLD_DAYS, PlanKind, Rate, check_plan_amounts,
-    parse_tier_slug,
-};
+use partnerloop_domain::plan::{CommissionPlan, DEFAULT_HOLD_DAYS, MAX_HOLD_DAYS, PlanKind, Rate, check_plan_amounts, parse_tier_slug};
 use partnerloop_domain::validation::required_text;
 use partnerloop_domain::{FieldError, Validator};
 use serde::{Deserialize, Serialize};
@@ -24,9 +21,7 @@ use crate::extract::{ApiJson, Auth, ListParams};
 use crate::problem::{ApiError, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_plan, list_plans))
-        .routes(routes!(get_plan))
+    OpenApiRouter::new().routes(routes!(create_plan, list_plans)).routes(routes!(get_plan))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,10 +56,7 @@ impl PlanCreate {
         let name = v.check(required_text("name", &self.name, 200));
         let misplaced = |v: &mut Validator, present: bool, field: &str, kind: &str| {
             if present {
-                v.push(FieldError::new(
-                    field,
-                    format!("only applies to kind {kind}"),
-                ));
+                v.push(FieldError::new(field, format!("only applies to kind {kind}")));
             }
         };
         let kind = match self.kind.trim() {
@@ -72,9 +64,7 @@ impl PlanCreate {
                 misplaced(&mut v, self.amount.is_some(), "amount", "flat");
                 misplaced(&mut v, self.rates.is_some(), "rates", "tiered");
                 match self.rate {
-                    Some(r) => v
-                        .check(Rate::parse("rate", &r))
-                        .map(|rate| PlanKind::Percent { rate }),
+                    Some(r) => v.check(Rate::parse("rate", &r)).map(|rate| PlanKind::Percent { rate }),
                     None => v.check(Err(FieldError::new("rate", "is required for kind percent"))),
                 }
             }
@@ -82,9 +72,7 @@ impl PlanCreate {
                 misplaced(&mut v, self.rate.is_some(), "rate", "percent");
                 misplaced(&mut v, self.rates.is_some(), "rates", "tiered");
                 match self.amount {
-                    Some(m) => v
-                        .check(m.parse_positive("amount"))
-                        .map(|amount| PlanKind::Flat { amount }),
+                    Some(m) => v.check(m.parse_positive("amount")).map(|amount| PlanKind::Flat { amount }),
                     None => v.check(Err(FieldError::new("amount", "is required for kind flat"))),
                 }
             }
@@ -104,16 +92,10 @@ impl PlanCreate {
                         }
                         Some(PlanKind::Tiered { rates })
                     }
-                    _ => v.check(Err(FieldError::new(
-                        "rates",
-                        "needs at least one tier and its rate for kind tiered",
-                    ))),
+                    _ => v.check(Err(FieldError::new("rates", "needs at least one tier and its rate for kind tiered"))),
                 }
             }
-            other => v.check(Err(FieldError::new(
-                "kind",
-                format!("'{other}' is not one of: percent, flat, tiered"),
-            ))),
+            other => v.check(Err(FieldError::new("kind", format!("'{other}' is not one of: percent, flat, tiered")))),
         };
         let cap = v.check_opt(self.cap, |m| m.parse_positive("cap"));
         let minimum = v.check_opt(self.minimum, |m| m.parse_non_negative("minimum"));
@@ -123,9 +105,7 @@ impl PlanCreate {
                 u32::try_from(d)
                     .ok()
                     .filter(|d| *d <= MAX_HOLD_DAYS)
-                    .ok_or_else(|| {
-                        FieldError::new("hold_days", format!("must be from 0 to {MAX_HOLD_DAYS}"))
-                    }),
+                    .ok_or_else(|| FieldError::new("hold_days", format!("must be from 0 to {MAX_HOLD_DAYS}"))),
             ),
         };
         if let (Some(k), Some(c), Some(m)) = (&kind, &cap, &minimum) {
@@ -170,16 +150,7 @@ impl From<&CommissionPlan> for PlanOut {
         let (rate, amount, rates) = match &p.kind {
             PlanKind::Percent { rate } => (Some(rate.to_string()), None, None),
             PlanKind::Flat { amount } => (None, Some(MoneyDto::from(amount)), None),
-            PlanKind::Tiered { rates } => (
-                None,
-                None,
-                Some(
-                    rates
-                        .iter()
-                        .map(|(t, r)| (t.clone(), r.to_string()))
-                        .collect(),
-                ),
-            ),
+            PlanKind::Tiered { rates } => (None, None, Some(rates.iter().map(|(t, r)| (t.clone(), r.to_string())).collect())),
         };
         Self {
             id: p.id.to_string(),
@@ -213,11 +184,7 @@ async fn create_plan(
 
 /// List commission plans (admin).
 #[utoipa::path(get, path = "/api/v1/commission-plans", tag = "commissions", params(ListParams), responses((status = 200, body = PlanList)))]
-async fn list_plans(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Query(list): Query<ListParams>,
-) -> Result<Json<PlanList>, ApiError> {
+async fn list_plans(State(s): State<AppState>, Auth(ctx): Auth, Query(list): Query<ListParams>) -> Result<Json<PlanList>, ApiError> {
     let page = list.page().map_err(|e| ApiError::from(vec![e]))?;
     let result = plans::list(s.store.as_ref(), &ctx, &page).await?;
     Ok(Json(PlanList::from_page(result, |x| PlanOut::from(x))))
@@ -225,11 +192,7 @@ async fn list_plans(
 
 /// One commission plan (admin).
 #[utoipa::path(get, path = "/api/v1/commission-plans/{id}", tag = "commissions", responses((status = 200, body = PlanOut), (status = 404, body = Problem)))]
-async fn get_plan(
-    State(s): State<AppState>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<PlanOut>, ApiError> {
+async fn get_plan(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<PlanOut>, ApiError> {
     let plan = plans::get(s.store.as_ref(), &ctx, &PlanId::from_string(id)).await?;
     Ok(Json(PlanOut::from(&plan)))
 }
