@@ -170,7 +170,7 @@ fn smtp(value: String) -> Result<Secret, ConfigError> {
 fn load_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
         let at = line.map(|l| format!(":{l}")).unwrap_or_default();
         ConfigError(format!("{}{at}: {}", path.display(), e.message()))
     })

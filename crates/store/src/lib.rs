@@ -155,10 +155,24 @@ impl SqlStore {
     /// once on PostgreSQL (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
-            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Db::Sqlite { write, .. } => {
+                // SQLite has no advisory lock: a second process migrating the
+                // same file at once fails on the first's tables. It then finds
+                // the migration recorded and succeeds on a retry.
+                let mut attempt = 0;
+                loop {
+                    match sqlx::migrate!("./migrations/sqlite").run(write).await {
+                        Ok(()) => return Ok(()),
+                        Err(_) if attempt < 5 => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                        }
+                        Err(e) => return Err(StoreError::Other(Box::new(e))),
+                    }
+                }
+            }
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(|e| StoreError::Other(Box::new(e))),
         }
-        .map_err(|e| StoreError::Other(Box::new(e)))
     }
 
     /// Closes every connection (graceful shutdown).

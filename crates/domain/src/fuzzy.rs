@@ -1,0 +1,162 @@
+//! Fuzzy company-name matching over an in-memory trigram index.
+//!
+//! Names are indexed in their folded form (see `names`). A search never
+//! scans every name: candidates come from the posting lists of the query's
+//! rarest trigrams only. One deleted, inserted or transposed character
+//! changes at most four of a name's trigrams, so a target within that
+//! distance shares at least one of the query's five rarest trigrams; more
+//! rare trigrams are consulted for long queries. Candidates are then
+//! scored with Jaro-Winkler similarity (1.0 = identical), which stays high
+//! for one-character slips even in short names, and kept above a threshold.
+
+use std::collections::HashMap;
+
+/// One match: the indexed key, its folded name and the similarity score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameMatch {
+    pub key: String,
+    pub name: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct NameIndex {
+    /// Slot → (key, folded name); `None` once removed.
+    slots: Vec<Option<(String, String)>>,
+    slot_of: HashMap<String, u32>,
+    postings: HashMap<u32, Vec<u32>>,
+    dead: usize,
+}
+
+fn trigrams(name: &str) -> Vec<u32> {
+    let padded: Vec<u8> = [b' ', b' '].into_iter().chain(name.bytes()).chain([b' ']).collect();
+    let mut grams: Vec<u32> = padded.windows(3).map(|w| (u32::from(w[0]) << 16) | (u32::from(w[1]) << 8) | u32::from(w[2])).collect();
+    grams.sort_unstable();
+    grams.dedup();
+    grams
+}
+
+impl NameIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Live names in the index.
+    pub fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slot_of.is_empty()
+    }
+
+    /// Adds or replaces the name under `key`. `folded` must be a folded name.
+    pub fn insert(&mut self, key: &str, folded: &str) {
+        self.remove(key);
+        if folded.is_empty() {
+            return;
+        }
+        let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        for g in trigrams(folded) {
+            self.postings.entry(g).or_default().push(slot);
+        }
+        self.slots.push(Some((key.to_owned(), folded.to_owned())));
+        self.slot_of.insert(key.to_owned(), slot);
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        if let Some(slot) = self.slot_of.remove(key) {
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                *s = None;
+            }
+            self.dead += 1;
+            if self.dead > 1024 && self.dead > self.slot_of.len() {
+                self.compact();
+            }
+        }
+    }
+
+    /// Rebuilds the postings without removed names.
+    fn compact(&mut self) {
+        let live: Vec<(String, String)> = self.slots.drain(..).flatten().collect();
+        *self = Self::default();
+        for (k, n) in live {
+            self.insert(&k, &n);
+        }
+    }
+
+    /// Names whose similarity to the folded `query` is at least `threshold`,
+    /// best first, at most `limit`.
+    pub fn search(&self, query: &str, threshold: f64, limit: usize) -> Vec<NameMatch> {
+        if query.is_empty() || self.slot_of.is_empty() {
+            return Vec::new();
+        }
+        let mut grams: Vec<(usize, u32)> =
+            trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
+        grams.sort_unstable();
+        let consult = (5 + grams.len() / 4).min(grams.len());
+        let mut candidates: Vec<u32> = grams[..consult].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let qlen = query.chars().count();
+        let mut found: Vec<NameMatch> = candidates
+            .into_iter()
+            .filter_map(|slot| self.slots.get(slot as usize)?.as_ref())
+            .filter(|(_, name)| name.len().abs_diff(qlen) <= 2 + qlen / 4)
+            .filter_map(|(key, name)| {
+                let score = strsim::jaro_winkler(query, name);
+                (score >= threshold).then(|| NameMatch { key: key.clone(), name: name.clone(), score })
+            })
+            .collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
+        found.truncate(limit);
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::fold_company_name;
+
+    fn index(names: &[(&str, &str)]) -> NameIndex {
+        let mut i = NameIndex::new();
+        for (k, n) in names {
+            i.insert(k, &fold_company_name(n));
+        }
+        i
+    }
+
+    #[test]
+    fn one_character_slips_still_find_the_company() {
+        let i = index(&[("a", "Globex Corporation"), ("b", "Initech"), ("c", "Acme Widgets"), ("d", "Northwind Traders"), ("e", "Umbrella")]);
+        for (query, want) in [("Glbex", "a"), ("Golbex Inc", "a"), ("The Globex LLC", "a"), ("Intiech", "b"), ("ACME widgts", "c"), ("Northwnid Traders", "d"), ("mbrella", "e")] {
+            let hits = i.search(&fold_company_name(query), 0.9, 3);
+            assert_eq!(hits.first().map(|m| m.key.as_str()), Some(want), "{query}: {hits:?}");
+        }
+    }
+
+    #[test]
+    fn different_companies_do_not_match() {
+        let i = index(&[("a", "Globex Corporation"), ("b", "Initech")]);
+        assert!(i.search(&fold_company_name("Soylent"), 0.9, 3).is_empty());
+        assert!(i.search(&fold_company_name("Initrode Global"), 0.9, 3).is_empty());
+    }
+
+    #[test]
+    fn removed_and_replaced_names_are_not_found() {
+        let mut i = index(&[("a", "Globex"), ("b", "Initech")]);
+        i.remove("a");
+        assert!(i.search("globex", 0.9, 3).is_empty());
+        i.insert("b", "hooli");
+        assert!(i.search("initech", 0.9, 3).is_empty());
+        assert_eq!(i.search("hooli", 0.9, 3)[0].score, 1.0);
+        assert_eq!(i.len(), 1);
+        for n in 0..3000 {
+            i.insert(&format!("k{n}"), &format!("company {n}"));
+            i.remove(&format!("k{n}"));
+        }
+        assert_eq!(i.len(), 1, "compaction keeps the live names");
+        assert_eq!(i.search("hooli", 0.9, 3).len(), 1);
+    }
+}
