@@ -35,6 +35,8 @@ macro_rules! id_type {
     };
 }
 
+pub(crate) use id_type;
+
 id_type!(
     /// A workspace: one vendor's partner program.
     WorkspaceId, "wks"

@@ -8,6 +8,11 @@
 pub mod account;
 pub mod company;
 pub mod deal;
+pub mod freemail;
+pub mod fuzzy;
+pub mod names;
+pub mod referral;
+pub mod rules;
 pub mod email;
 pub mod ids;
 pub mod money;

@@ -17,21 +17,10 @@ const SPACED_SUFFIXES: &[&[&str]] =
 
 /// The folded form of a company name; empty when nothing distinctive is left.
 pub fn fold_company_name(name: &str) -> String {
-    let ascii = deunicode::deunicode(name).to_lowercase().replace('&', " and ");
+    // Apostrophes join ("McDonald's" is "mcdonalds"); other punctuation separates.
+    let ascii = deunicode::deunicode(name).to_lowercase().replace(['\'', '`'], "").replace('&', " and ");
     let cleaned: String = ascii.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
-    let mut words: Vec<&str> = cleaned.split_whitespace().collect();
-    // Apostrophes were split off: "mcdonald s" → "mcdonalds".
-    let mut joined: Vec<String> = Vec::with_capacity(words.len());
-    for w in words.drain(..) {
-        if w == "s" && !joined.is_empty() {
-            if let Some(last) = joined.last_mut() {
-                last.push('s');
-            }
-        } else {
-            joined.push(w.to_owned());
-        }
-    }
-    let mut words = joined;
+    let mut words: Vec<String> = cleaned.split_whitespace().map(str::to_owned).collect();
     if words.len() > 1 && words[0] == "the" {
         words.remove(0);
     }

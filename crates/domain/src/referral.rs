@@ -56,6 +56,8 @@ pub struct Reason {
     pub conflicting_id: Option<String>,
     /// For fuzzy name matches: the similarity, 0–1.
     pub score: Option<f64>,
+    /// For a conflicting registration: when its protection ends.
+    pub until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -166,6 +166,7 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
             detail: format!("another partner holds an active registration of this account (same {}) until {}", c.matched_on, c.expires_at),
             conflicting_id: Some(c.referral_id.clone()),
             score: None,
+            until: Some(c.expires_at),
         });
     }
     if let Some(a) = &evidence.account {
@@ -175,7 +176,7 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
             AccountStatus::Prospect => None,
         };
         if let Some((rule, what)) = rule {
-            reasons.push(Reason { rule, detail: format!("{} {what}", a.name), conflicting_id: Some(a.account_id.clone()), score: None });
+            reasons.push(Reason { rule, detail: format!("{} {what}", a.name), conflicting_id: Some(a.account_id.clone()), score: None, until: None });
         }
     }
     for d in &evidence.open_direct_deals {
@@ -184,6 +185,7 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
             detail: "the sales team already has an open opportunity with this account".into(),
             conflicting_id: Some(d.clone()),
             score: None,
+            until: None,
         });
     }
     for s in evidence.similar_names.iter().filter(|s| s.score >= rules.fuzzy_threshold) {
@@ -192,12 +194,13 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
             detail: format!("the company name is similar to '{}' (similarity {:.2})", s.name, s.score),
             conflicting_id: Some(s.id.clone()),
             score: Some(s.score),
+            until: None,
         });
     }
     if reasons.is_empty() {
         let outcome = if rules.auto_approve { Outcome::Approved } else { Outcome::Review };
         let detail = if rules.auto_approve { "no conflict found" } else { "no conflict found; auto-approval is off" };
-        return (outcome, vec![Reason { rule: RuleId::NoConflict, detail: detail.into(), conflicting_id: None, score: None }]);
+        return (outcome, vec![Reason { rule: RuleId::NoConflict, detail: detail.into(), conflicting_id: None, score: None, until: None }]);
     }
     let outcome = reasons
         .iter()
@@ -212,12 +215,12 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
 /// What a partner may see of the reasons: nothing about other partners'
 /// records or the vendor's own accounts and deals, only that the account
 /// is taken (and until when).
-pub fn redact_for_partner(reasons: &[Reason], evidence_expiry: impl Fn(&str) -> Option<jiff::Timestamp>) -> Vec<Reason> {
+pub fn redact_for_partner(reasons: &[Reason]) -> Vec<Reason> {
     reasons
         .iter()
         .map(|r| {
             let detail = match r.rule {
-                RuleId::ActiveReferralOtherPartner => match r.conflicting_id.as_deref().and_then(&evidence_expiry) {
+                RuleId::ActiveReferralOtherPartner => match r.until {
                     Some(until) => format!("this account is already registered until {}", until.strftime("%Y-%m-%d")),
                     None => "this account is already registered".to_owned(),
                 },
@@ -227,7 +230,7 @@ pub fn redact_for_partner(reasons: &[Reason], evidence_expiry: impl Fn(&str) -> 
                 RuleId::PossibleDuplicate => "a similar company is already known; a partner manager will review".to_owned(),
                 RuleId::NoConflict => r.detail.clone(),
             };
-            Reason { rule: r.rule, detail, conflicting_id: None, score: None }
+            Reason { rule: r.rule, detail, conflicting_id: None, score: None, until: None }
         })
         .collect()
 }
@@ -296,7 +299,7 @@ mod tests {
             ..Evidence::default()
         };
         let (_, reasons) = decide(&e, &Rules::default());
-        let seen = redact_for_partner(&reasons, |_| Some(at("2027-01-31T00:00:00Z")));
+        let seen = redact_for_partner(&reasons);
         assert_eq!(seen[0].conflicting_id, None);
         assert_eq!(seen[0].detail, "this account is already registered until 2027-01-31");
         assert!(!seen[0].detail.contains("prt_other"));
