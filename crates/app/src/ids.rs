@@ -30,6 +30,15 @@ new_ids!(
     audit_id => AuditId,
 );
 
+pub fn referral_id(now: Timestamp) -> partnerloop_domain::referral::ReferralId {
+    use partnerloop_domain::referral::ReferralId;
+    ReferralId::from_string(new_id(ReferralId::PREFIX, now))
+}
+
+pub fn event_id(now: Timestamp) -> String {
+    new_id("evt", now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,11 @@ pub mod ctx;
 pub mod deals;
 pub mod error;
 pub mod ids;
+pub mod matching;
 pub mod partners;
 pub mod plans;
+pub mod referrals;
+pub mod rules;
 pub mod store;
 pub mod workspaces;
 

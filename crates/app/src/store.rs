@@ -8,6 +8,8 @@ use partnerloop_domain::deal::Deal;
 use partnerloop_domain::ids::{AccountId, ApiKeyId, DealId, PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::partner::{Partner, PartnerStatus};
 use partnerloop_domain::plan::CommissionPlan;
+use partnerloop_domain::referral::{Outcome, Reason, Referral, ReferralId, ReferralStatus};
+use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 
 use crate::error::StoreError;
 
@@ -118,6 +120,72 @@ pub struct SavedResponse {
     pub body: String,
 }
 
+/// One entry of a referral's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    pub at: Timestamp,
+    pub kind: String,
+    pub actor: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReferralFilter {
+    pub status: Option<ReferralStatus>,
+    pub partner_id: Option<PartnerId>,
+}
+
+/// A change of the fuzzy-match targets: `name` of `entity_id` is (or is no
+/// longer) a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameLogEntry {
+    pub seq: i64,
+    pub entity_id: String,
+    pub name: String,
+    pub active: bool,
+}
+
+/// Decides again when the registration lost its account to a concurrent
+/// registration of another partner, given that partner's claim.
+pub type Redecide = Box<dyn Fn(&ConflictingRegistration) -> (Outcome, Vec<Reason>) + Send + Sync>;
+
+/// A decided registration, ready to be stored.
+pub struct NewRegistration {
+    pub referral: Referral,
+    /// The native pipeline's deal, created when the referral is approved.
+    pub deal: Option<Deal>,
+    pub events: Vec<TimelineEvent>,
+    pub audit: AuditEntry,
+    pub redecide: Redecide,
+}
+
+#[derive(Debug, Clone)]
+pub enum Registered {
+    /// A new referral, with its final decision.
+    Created(Referral),
+    /// The partner already holds this account: its existing referral.
+    Existing(Referral),
+}
+
+/// A state change of a referral, applied only if the stored referral still
+/// has `before`'s status and update time ([`StoreError::Stale`] otherwise).
+pub struct ReferralChange {
+    pub before_status: ReferralStatus,
+    pub before_updated_at: Timestamp,
+    pub after: Referral,
+    /// Claim the account's keys (approval); a lost claim is a conflict on
+    /// `protection_claims_key_uq`.
+    pub claim: bool,
+    /// Give up the account's keys (the referral is no longer active).
+    pub release: bool,
+    pub deal_insert: Option<Deal>,
+    pub deal_update: Option<Deal>,
+    /// Make the account with this name and domain a customer (won).
+    pub customer_account: Option<Account>,
+    pub events: Vec<TimelineEvent>,
+    pub audit: AuditEntry,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
@@ -162,6 +230,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>>;
 
     async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>>;
+
+    async fn rules(&self, ws: &WorkspaceId) -> StoreResult<Rules>;
+    async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()>;
+
+    /// The active referral this partner holds on the domain or the email, if any.
+    async fn active_referral_of_partner(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>>;
+    /// The exact-key evidence (other partners' claims, the account, open direct deals).
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence>;
+    /// Stores a decided registration atomically: the referral, its claims
+    /// when approved (first registration wins: a lost claim re-decides),
+    /// its deal, timeline, audit row, and the partner's first-referral time.
+    async fn register_referral(&self, ws: &WorkspaceId, registration: NewRegistration) -> StoreResult<Registered>;
+    async fn referral(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral>;
+    async fn list_referrals(&self, ws: &WorkspaceId, filter: &ReferralFilter, page: &Page) -> StoreResult<Paged<Referral>>;
+    async fn change_referral(&self, ws: &WorkspaceId, change: ReferralChange) -> StoreResult<()>;
+    async fn timeline(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Vec<TimelineEvent>>;
+    /// Approved referrals whose protection ended at or before `now`, any workspace.
+    async fn lapsed_referrals(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, Referral)>>;
+    async fn name_log_since(&self, ws: &WorkspaceId, after_seq: i64, limit: u32) -> StoreResult<Vec<NameLogEntry>>;
 
     /// Claims `key` within `scope` for a request whose fingerprint is `request_hash`.
     async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim>;

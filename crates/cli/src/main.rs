@@ -163,11 +163,28 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
     log_setup(&config);
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
+    let jobs = tokio::spawn(run_scheduler(store.clone()));
     let state = partnerloop_web::AppState::new(store.clone());
     partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
+    jobs.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Periodic work: protection windows that lapsed are expired, freeing
+/// their accounts. Each run is idempotent, so several servers may run it.
+async fn run_scheduler(store: Arc<SqlStore>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match partnerloop_app::referrals::expire_lapsed(store.as_ref(), jiff::Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "protection windows expired"),
+            Err(e) => tracing::error!(error = ?e, "expiring protection windows failed"),
+        }
+    }
 }
 
 /// One line per adapter saying how it is set up; secrets never appear.

@@ -47,6 +47,11 @@ impl Outcome {
     }
 }
 
+text_enum!(
+    /// A partner's dispute of a rejection, and how it ended.
+    DisputeStatus { Open = "open", Upheld = "upheld", Overturned = "overturned" }
+);
+
 /// One reason of a decision: the rule that fired and its evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
@@ -95,6 +100,7 @@ pub struct Referral {
     pub deal_id: Option<DealId>,
     pub amount: Option<Money>,
     pub closed_at: Option<Timestamp>,
+    pub dispute: Option<DisputeStatus>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

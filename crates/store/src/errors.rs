@@ -13,6 +13,7 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("partner_contacts_email_uq", "partner_contacts.workspace_id, partner_contacts.email"),
     ("api_keys_token_hash_uq", "api_keys.token_hash"),
     ("accounts_domain_uq", "accounts.workspace_id, accounts.domain"),
+    ("protection_claims_key_uq", "protection_claims.workspace_id, protection_claims.match_key"),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {

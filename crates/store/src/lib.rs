@@ -25,6 +25,8 @@ use sqlx::{PgPool, SqlitePool};
 mod errors;
 mod idempotency;
 mod records;
+mod referral_rows;
+mod referral_writes;
 mod rows;
 mod store_impl;
 mod time;
@@ -191,7 +193,8 @@ impl SqlStore {
     pub async fn schema_outline(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut cols: Vec<(String, String, String)> = match &self.db {
             Db::Sqlite { read, .. } => sqlx::query_as(
-                "SELECT m.name, p.name, lower(p.type) FROM sqlite_master m, pragma_table_info(m.name) p
+                "SELECT m.name, p.name, CASE WHEN p.pk = 1 AND lower(p.type) = 'integer' THEN 'bigint' ELSE lower(p.type) END
+                 FROM sqlite_master m, pragma_table_info(m.name) p
                  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
             )
             .fetch_all(read)

@@ -209,6 +209,7 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
+            crate::referral_writes::log_name!(tx, ws, a.id.as_str(), &a.name, true);
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })

@@ -10,6 +10,8 @@ use partnerloop_domain::deal::Deal;
 use partnerloop_domain::ids::{AccountId, DealId, PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::partner::Partner;
 use partnerloop_domain::plan::CommissionPlan;
+use partnerloop_domain::referral::{Referral, ReferralId};
+use partnerloop_domain::rules::{Evidence, Rules};
 
 use crate::errors::map;
 use crate::records::insert_audit;
@@ -172,6 +174,40 @@ impl Store for SqlStore {
             .map_err(map)?;
             rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, StoreError>>()
         })
+    }
+
+    async fn rules(&self, ws: &WorkspaceId) -> StoreResult<Rules> {
+        self.rules_(ws).await
+    }
+    async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()> {
+        self.put_rules_(ws, rules, audit).await
+    }
+    async fn active_referral_of_partner(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>> {
+        self.active_referral_of_partner_(ws, partner, keys, now).await
+    }
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence> {
+        self.conflict_evidence_(ws, partner, keys, domain, now).await
+    }
+    async fn register_referral(&self, ws: &WorkspaceId, registration: NewRegistration) -> StoreResult<Registered> {
+        self.register_referral_(ws, registration).await
+    }
+    async fn referral(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {
+        self.referral_(ws, id).await
+    }
+    async fn list_referrals(&self, ws: &WorkspaceId, filter: &ReferralFilter, page: &Page) -> StoreResult<Paged<Referral>> {
+        self.list_referrals_(ws, filter, page).await
+    }
+    async fn change_referral(&self, ws: &WorkspaceId, change: ReferralChange) -> StoreResult<()> {
+        self.change_referral_(ws, change).await
+    }
+    async fn timeline(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Vec<TimelineEvent>> {
+        self.timeline_(ws, id).await
+    }
+    async fn lapsed_referrals(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, Referral)>> {
+        self.lapsed_referrals_(now, limit).await
+    }
+    async fn name_log_since(&self, ws: &WorkspaceId, after_seq: i64, limit: u32) -> StoreResult<Vec<NameLogEntry>> {
+        self.name_log_since_(ws, after_seq, limit).await
     }
 
     async fn claim_idempotency_key(&self, scope: &str, key: &str, request_hash: &str, now: Timestamp) -> StoreResult<IdempotencyClaim> {

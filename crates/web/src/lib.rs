@@ -38,11 +38,13 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<observe::Metrics>,
     pub auth_cache: Arc<auth::AuthCache>,
+    /// Fuzzy company-name matching, one index per workspace.
+    pub matcher: Arc<partnerloop_app::matching::NameMatcher>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, metrics: Arc::new(observe::Metrics::new()), auth_cache: Arc::default() }
+        Self { store, metrics: Arc::new(observe::Metrics::new()), auth_cache: Arc::default(), matcher: Arc::default() }
     }
 }
 

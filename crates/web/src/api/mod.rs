@@ -12,6 +12,8 @@ pub mod deals;
 pub mod dto;
 pub mod partners;
 pub mod plans;
+pub mod referrals;
+pub mod rules;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +26,7 @@ pub mod plans;
         (name = "accounts", description = "Companies the vendor already has"),
         (name = "deals", description = "The vendor's direct pipeline"),
         (name = "commissions", description = "Commission plans"),
+        (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
     )
 )]
 pub struct ApiDoc;
@@ -44,4 +47,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(accounts::router())
         .merge(deals::router())
         .merge(plans::router())
+        .merge(referrals::router())
+        .merge(rules::router())
 }

@@ -1,0 +1,375 @@
+//! Referral rows, reads, rules and the name log.
+
+use jiff::Timestamp;
+use partnerloop_app::error::StoreError;
+use partnerloop_app::store::{NameLogEntry, Page, Paged, ReferralFilter, StoreResult, TimelineEvent};
+use partnerloop_domain::account::AccountStatus;
+use partnerloop_domain::company::CompanyDomain;
+use partnerloop_domain::deal::Stage;
+use partnerloop_domain::ids::{DealId, PartnerId, WorkspaceId};
+use partnerloop_domain::referral::{Channel, Decision, DisputeStatus, Outcome, Protection, Reason, Referral, ReferralId, ReferralStatus};
+use partnerloop_domain::rules::{Action, ConflictingRegistration, Evidence, KnownAccount, RuleId, Rules};
+use partnerloop_domain::{Currency, Email, FieldError, Money};
+use serde_json::{json, Value};
+
+use crate::errors::map;
+use crate::time::{from_text, opt_from_text, to_text};
+use crate::{on_read, SqlStore};
+
+macro_rules! referral_cols {
+    () => {
+        "id, partner_id, status, channel, company_name, company_domain, contact_name, contact_email, contact_title, context, \
+         estimated_minor, estimated_currency, outcome, reasons, decided_at, decided_by, protection_starts_at, protection_expires_at, \
+         stage, deal_id, amount_minor, amount_currency, closed_at, dispute_status, created_at, updated_at"
+    };
+}
+pub(crate) use referral_cols;
+
+fn bad(e: FieldError) -> StoreError {
+    StoreError::Other(format!("stored referral does not parse: {e}").into())
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string().into())
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReferralRow {
+    id: String,
+    partner_id: String,
+    status: String,
+    channel: String,
+    company_name: String,
+    company_domain: String,
+    contact_name: String,
+    contact_email: String,
+    contact_title: Option<String>,
+    context: Option<String>,
+    estimated_minor: Option<i64>,
+    estimated_currency: Option<String>,
+    outcome: String,
+    reasons: String,
+    decided_at: String,
+    decided_by: String,
+    protection_starts_at: Option<String>,
+    protection_expires_at: Option<String>,
+    stage: Option<String>,
+    deal_id: Option<String>,
+    amount_minor: Option<i64>,
+    amount_currency: Option<String>,
+    closed_at: Option<String>,
+    dispute_status: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn money(minor: Option<i64>, currency: Option<&str>) -> Result<Option<Money>, StoreError> {
+    match (minor, currency) {
+        (Some(m), Some(c)) => Ok(Some(Money::from_minor(m, Currency::parse("currency", c).map_err(bad)?))),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn reasons_to_json(reasons: &[Reason]) -> String {
+    Value::Array(
+        reasons
+            .iter()
+            .map(|r| {
+                json!({"rule": r.rule.as_str(), "detail": r.detail, "conflicting_id": r.conflicting_id, "score": r.score,
+                       "until": r.until.map(to_text)})
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+fn reasons_from_json(text: &str) -> Result<Vec<Reason>, StoreError> {
+    let items: Vec<Value> = serde_json::from_str(text).map_err(other)?;
+    items
+        .iter()
+        .map(|v| {
+            Ok(Reason {
+                rule: RuleId::parse("rule", v["rule"].as_str().unwrap_or_default()).map_err(bad)?,
+                detail: v["detail"].as_str().unwrap_or_default().to_owned(),
+                conflicting_id: v["conflicting_id"].as_str().map(str::to_owned),
+                score: v["score"].as_f64(),
+                until: opt_from_text(v["until"].as_str())?,
+            })
+        })
+        .collect()
+}
+
+impl TryFrom<ReferralRow> for Referral {
+    type Error = StoreError;
+    fn try_from(r: ReferralRow) -> Result<Self, StoreError> {
+        let protection = match (opt_from_text(r.protection_starts_at.as_deref())?, opt_from_text(r.protection_expires_at.as_deref())?) {
+            (Some(starts_at), Some(expires_at)) => Some(Protection { starts_at, expires_at }),
+            _ => None,
+        };
+        Ok(Referral {
+            id: ReferralId::from_string(r.id),
+            partner_id: PartnerId::from_string(r.partner_id),
+            status: ReferralStatus::parse("status", &r.status).map_err(bad)?,
+            channel: Channel::parse("channel", &r.channel).map_err(bad)?,
+            company_name: r.company_name,
+            company_domain: CompanyDomain::parse("company_domain", &r.company_domain).map_err(bad)?,
+            contact_name: r.contact_name,
+            contact_email: Email::parse("contact_email", &r.contact_email).map_err(bad)?,
+            contact_title: r.contact_title,
+            context: r.context,
+            estimated_value: money(r.estimated_minor, r.estimated_currency.as_deref())?,
+            decision: Decision {
+                outcome: Outcome::parse("outcome", &r.outcome).map_err(bad)?,
+                reasons: reasons_from_json(&r.reasons)?,
+                decided_at: from_text(&r.decided_at)?,
+                decided_by: r.decided_by,
+            },
+            protection,
+            stage: r.stage.map(|s| Stage::parse("stage", &s)).transpose().map_err(bad)?,
+            deal_id: r.deal_id.map(DealId::from_string),
+            amount: money(r.amount_minor, r.amount_currency.as_deref())?,
+            closed_at: opt_from_text(r.closed_at.as_deref())?,
+            dispute: r.dispute_status.map(|s| DisputeStatus::parse("dispute", &s)).transpose().map_err(bad)?,
+            created_at: from_text(&r.created_at)?,
+            updated_at: from_text(&r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RulesRow {
+    protection_days: i32,
+    auto_approve: bool,
+    fuzzy_threshold_bp: i32,
+    actions: String,
+}
+
+pub(crate) fn actions_to_json(r: &Rules) -> String {
+    let map: serde_json::Map<String, Value> = RuleId::ALL
+        .iter()
+        .filter(|id| **id != RuleId::NoConflict)
+        .map(|id| (id.as_str().to_owned(), json!(r.actions.get(*id).as_str())))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimRow {
+    referral_id: String,
+    partner_id: String,
+    match_key: String,
+    expires_at: String,
+}
+
+pub(crate) fn claim_to_conflict(c: &ClaimHolder) -> ConflictingRegistration {
+    ConflictingRegistration {
+        referral_id: c.referral_id.clone(),
+        partner_id: c.partner_id.clone(),
+        matched_on: if c.match_key.starts_with("email:") { "email" } else { "domain" },
+        expires_at: c.expires_at,
+    }
+}
+
+/// Who holds a claim.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimHolder {
+    pub referral_id: String,
+    pub partner_id: String,
+    pub match_key: String,
+    pub expires_at: Timestamp,
+}
+
+impl TryFrom<ClaimRow> for ClaimHolder {
+    type Error = StoreError;
+    fn try_from(r: ClaimRow) -> Result<Self, StoreError> {
+        Ok(ClaimHolder { referral_id: r.referral_id, partner_id: r.partner_id, match_key: r.match_key, expires_at: from_text(&r.expires_at)? })
+    }
+}
+
+/// Claims of `keys` still in force at `now`, whoever holds them.
+macro_rules! claim_holders {
+    ($conn:expr, $ws:expr, $keys:expr, $now:expr) => {{
+        let rows: Vec<$crate::referral_rows::ClaimRow> = sqlx::query_as(
+            "SELECT referral_id, partner_id, match_key, expires_at FROM protection_claims
+             WHERE workspace_id = $1 AND match_key IN ($2, $3) AND expires_at > $4 ORDER BY match_key",
+        )
+        .bind($ws.as_str())
+        .bind($keys.first().map(String::as_str).unwrap_or_default())
+        .bind($keys.get(1).map(String::as_str).unwrap_or_default())
+        .bind(crate::time::to_text($now))
+        .fetch_all($conn)
+        .await
+        .map_err(crate::errors::map)?;
+        rows.into_iter().map($crate::referral_rows::ClaimHolder::try_from).collect::<Result<Vec<_>, StoreError>>()?
+    }};
+}
+pub(crate) use claim_holders;
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    at: String,
+    kind: String,
+    actor: String,
+    summary: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct NameLogRow {
+    seq: i64,
+    entity_id: String,
+    name: String,
+    active: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountHit {
+    id: String,
+    name: String,
+    status: String,
+}
+
+impl SqlStore {
+    pub(crate) async fn rules_(&self, ws: &WorkspaceId) -> StoreResult<Rules> {
+        on_read!(self, |pool| {
+            let row: Option<RulesRow> =
+                sqlx::query_as("SELECT protection_days, auto_approve, fuzzy_threshold_bp, actions FROM rules_of_engagement WHERE workspace_id = $1")
+                    .bind(ws.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(map)?;
+            let Some(row) = row else { return Ok(Rules::default()) };
+            let mut rules = Rules {
+                protection_days: u32::try_from(row.protection_days).map_err(other)?,
+                auto_approve: row.auto_approve,
+                fuzzy_threshold: f64::from(row.fuzzy_threshold_bp) / 10_000.0,
+                ..Rules::default()
+            };
+            let actions: serde_json::Map<String, Value> = serde_json::from_str(&row.actions).map_err(other)?;
+            for (rule, action) in actions {
+                let rule = RuleId::parse("rule", &rule).map_err(bad)?;
+                rules.actions.set(rule, Action::parse("action", action.as_str().unwrap_or_default()).map_err(bad)?);
+            }
+            Ok(rules)
+        })
+    }
+
+    pub(crate) async fn active_referral_of_partner_(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>> {
+        let holders = on_read!(self, |pool| claim_holders!(pool, ws, keys, now));
+        match holders.into_iter().find(|h| h.partner_id == partner.as_str()) {
+            Some(h) => Ok(Some(self.referral_(ws, &ReferralId::from_string(h.referral_id)).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn conflict_evidence_(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence> {
+        on_read!(self, |pool| {
+            let holders = claim_holders!(pool, ws, keys, now);
+            let mut evidence = Evidence::default();
+            for h in holders.iter().filter(|h| h.partner_id != partner.as_str()) {
+                if !evidence.other_partner_registrations.iter().any(|c| c.referral_id == h.referral_id) {
+                    evidence.other_partner_registrations.push(claim_to_conflict(h));
+                }
+            }
+            let account: Option<AccountHit> = sqlx::query_as("SELECT id, name, status FROM accounts WHERE workspace_id = $1 AND domain = $2")
+                .bind(ws.as_str())
+                .bind(domain)
+                .fetch_optional(pool)
+                .await
+                .map_err(map)?;
+            if let Some(a) = account {
+                evidence.account = Some(KnownAccount { account_id: a.id, name: a.name, status: AccountStatus::parse("status", &a.status).map_err(bad)? });
+            }
+            evidence.open_direct_deals = sqlx::query_scalar(
+                "SELECT id FROM deals WHERE workspace_id = $1 AND company_domain = $2 AND source = 'direct'
+                 AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY id LIMIT 10",
+            )
+            .bind(ws.as_str())
+            .bind(domain)
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            Ok(evidence)
+        })
+    }
+
+    pub(crate) async fn referral_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {
+        on_read!(self, |pool| {
+            let row: ReferralRow = sqlx::query_as(concat!("SELECT ", referral_cols!(), " FROM referrals WHERE workspace_id = $1 AND id = $2"))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+            row.try_into()
+        })
+    }
+
+    pub(crate) async fn list_referrals_(&self, ws: &WorkspaceId, f: &ReferralFilter, page: &Page) -> StoreResult<Paged<Referral>> {
+        on_read!(self, |pool| {
+            let rows: Vec<ReferralRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                referral_cols!(),
+                " FROM referrals WHERE workspace_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR partner_id = $3)
+                  AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
+            ))
+            .bind(ws.as_str())
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.partner_id.as_ref().map(|p| p.as_str()))
+            .bind(page.after.as_deref())
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let items = rows.into_iter().map(Referral::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(items, page.limit, |r| r.id.to_string()))
+        })
+    }
+
+    pub(crate) async fn timeline_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Vec<TimelineEvent>> {
+        on_read!(self, |pool| {
+            let rows: Vec<EventRow> =
+                sqlx::query_as("SELECT at, kind, actor, summary FROM referral_events WHERE workspace_id = $1 AND referral_id = $2 ORDER BY id")
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_all(pool)
+                    .await
+                    .map_err(map)?;
+            rows.into_iter().map(|r| Ok(TimelineEvent { at: from_text(&r.at)?, kind: r.kind, actor: r.actor, summary: r.summary })).collect()
+        })
+    }
+
+    pub(crate) async fn lapsed_referrals_(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, Referral)>> {
+        on_read!(self, |pool| {
+            let ids: Vec<(String, String)> = sqlx::query_as(
+                "SELECT workspace_id, id FROM referrals WHERE status = 'approved' AND protection_expires_at <= $1
+                 ORDER BY protection_expires_at LIMIT $2",
+            )
+            .bind(to_text(now))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for (ws, id) in ids {
+                let ws = WorkspaceId::from_string(ws);
+                let r = self.referral_(&ws, &ReferralId::from_string(id)).await?;
+                out.push((ws, r));
+            }
+            Ok(out)
+        })
+    }
+
+    pub(crate) async fn name_log_since_(&self, ws: &WorkspaceId, after: i64, limit: u32) -> StoreResult<Vec<NameLogEntry>> {
+        on_read!(self, |pool| {
+            let rows: Vec<NameLogRow> =
+                sqlx::query_as("SELECT seq, entity_id, name, active FROM name_index_log WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(ws.as_str())
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(map)?;
+            Ok(rows.into_iter().map(|r| NameLogEntry { seq: r.seq, entity_id: r.entity_id, name: r.name, active: r.active }).collect())
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! Referral writes: registration (with the first-registration-wins claim),
+//! state changes, and the rules of engagement.
+
+use partnerloop_app::error::StoreError;
+use partnerloop_app::matching::referral_key;
+use partnerloop_app::referrals::{audit_view, claim_keys, decision_summary};
+use partnerloop_app::store::{AuditEntry, NewRegistration, ReferralChange, Registered, StoreResult, TimelineEvent};
+use partnerloop_domain::deal::Deal;
+use partnerloop_domain::ids::WorkspaceId;
+use partnerloop_domain::referral::{Outcome, Referral, ReferralId, ReferralStatus};
+use partnerloop_domain::rules::Rules;
+
+use crate::errors::map;
+use crate::records::insert_audit;
+use crate::referral_rows::{actions_to_json, claim_holders, claim_to_conflict, reasons_to_json};
+use crate::time::{opt_to_text, to_text};
+use crate::{on_write, SqlStore};
+
+/// Writes every column of a referral: INSERT (new) or UPDATE guarded by the
+/// expected status and update time.
+macro_rules! write_referral {
+    (insert, $tx:expr, $ws:expr, $r:expr) => {{
+        let r: &Referral = $r;
+        sqlx::query(concat!(
+            "INSERT INTO referrals (workspace_id, ",
+            crate::referral_rows::referral_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+        ))
+        .bind($ws.as_str())
+        .bind(r.id.as_str())
+        .bind(r.partner_id.as_str())
+        .bind(r.status.as_str())
+        .bind(r.channel.as_str())
+        .bind(&r.company_name)
+        .bind(r.company_domain.as_str())
+        .bind(&r.contact_name)
+        .bind(r.contact_email.as_str())
+        .bind(r.contact_title.as_deref())
+        .bind(r.context.as_deref())
+        .bind(r.estimated_value.map(|m| m.minor()))
+        .bind(r.estimated_value.map(|m| m.currency().code().to_owned()))
+        .bind(r.decision.outcome.as_str())
+        .bind(reasons_to_json(&r.decision.reasons))
+        .bind(to_text(r.decision.decided_at))
+        .bind(&r.decision.decided_by)
+        .bind(opt_to_text(r.protection.map(|p| p.starts_at)))
+        .bind(opt_to_text(r.protection.map(|p| p.expires_at)))
+        .bind(r.stage.map(|s| s.as_str()))
+        .bind(r.deal_id.as_ref().map(|d| d.as_str()))
+        .bind(r.amount.map(|m| m.minor()))
+        .bind(r.amount.map(|m| m.currency().code().to_owned()))
+        .bind(opt_to_text(r.closed_at))
+        .bind(r.dispute.map(|d| d.as_str()))
+        .bind(to_text(r.created_at))
+        .bind(to_text(r.updated_at))
+        .execute(&mut *$tx)
+        .await
+        .map_err(map)?
+    }};
+}
+
+macro_rules! insert_deal {
+    ($tx:expr, $ws:expr, $d:expr) => {{
+        let d: &Deal = $d;
+        sqlx::query(
+            "INSERT INTO deals (workspace_id, id, name, company_name, company_domain, stage, amount_minor, currency, source, owner_email, created_at, closed_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind($ws.as_str())
+        .bind(d.id.as_str())
+        .bind(&d.name)
+        .bind(&d.company_name)
+        .bind(d.company_domain.as_ref().map(|c| c.as_str()))
+        .bind(d.stage.as_str())
+        .bind(d.amount.minor())
+        .bind(d.amount.currency().code())
+        .bind(d.source.as_str())
+        .bind(d.owner_email.as_ref().map(|e| e.as_str()))
+        .bind(to_text(d.created_at))
+        .bind(opt_to_text(d.closed_at))
+        .bind(to_text(d.updated_at))
+        .execute(&mut *$tx)
+        .await
+        .map_err(map)?;
+    }};
+}
+
+/// Claims the referral's keys, first dropping claims of the same keys whose
+/// protection has already ended (their referral is not active any more).
+macro_rules! insert_claims {
+    ($tx:expr, $ws:expr, $r:expr) => {{
+        let r: &Referral = $r;
+        let keys = claim_keys(r.company_domain.as_str(), r.contact_email.as_str());
+        let expires = r.protection.map(|p| p.expires_at).unwrap_or(r.updated_at);
+        sqlx::query("DELETE FROM protection_claims WHERE workspace_id = $1 AND match_key IN ($2, $3) AND expires_at <= $4")
+            .bind($ws.as_str())
+            .bind(&keys[0])
+            .bind(&keys[1])
+            .bind(to_text(r.updated_at))
+            .execute(&mut *$tx)
+            .await
+            .map_err(map)?;
+        let mut result: Result<(), StoreError> = Ok(());
+        for key in &keys {
+            if let Err(e) = sqlx::query("INSERT INTO protection_claims (workspace_id, match_key, referral_id, partner_id, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind($ws.as_str())
+                .bind(key)
+                .bind(r.id.as_str())
+                .bind(r.partner_id.as_str())
+                .bind(to_text(expires))
+                .execute(&mut *$tx)
+                .await
+            {
+                result = Err(map(e));
+                break;
+            }
+        }
+        result
+    }};
+}
+
+macro_rules! insert_events {
+    ($tx:expr, $ws:expr, $referral_id:expr, $events:expr) => {{
+        let events: &[TimelineEvent] = $events;
+        let base = partnerloop_app::ids::event_id(events.first().map(|e| e.at).unwrap_or_else(jiff::Timestamp::now));
+        for (n, e) in events.iter().enumerate() {
+            sqlx::query("INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(format!("{base}_{n:03}"))
+                .bind($ws.as_str())
+                .bind($referral_id.as_str())
+                .bind(to_text(e.at))
+                .bind(&e.kind)
+                .bind(&e.actor)
+                .bind(&e.summary)
+                .execute(&mut *$tx)
+                .await
+                .map_err(map)?;
+        }
+    }};
+}
+
+macro_rules! log_name {
+    ($tx:expr, $ws:expr, $entity:expr, $name:expr, $active:expr) => {{
+        sqlx::query("INSERT INTO name_index_log (workspace_id, entity_id, name, active) VALUES ($1, $2, $3, $4)")
+            .bind($ws.as_str())
+            .bind($entity)
+            .bind($name)
+            .bind($active)
+            .execute(&mut *$tx)
+            .await
+            .map_err(map)?;
+    }};
+}
+pub(crate) use log_name;
+
+fn is_claim_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict { constraint } if constraint == "protection_claims_key_uq")
+}
+
+impl SqlStore {
+    pub(crate) async fn put_rules_(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()> {
+        let bp = (rules.fuzzy_threshold * 10_000.0).round() as i32;
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(
+                "INSERT INTO rules_of_engagement (workspace_id, protection_days, auto_approve, fuzzy_threshold_bp, actions, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (workspace_id) DO UPDATE SET protection_days = excluded.protection_days, auto_approve = excluded.auto_approve,
+                 fuzzy_threshold_bp = excluded.fuzzy_threshold_bp, actions = excluded.actions, updated_at = excluded.updated_at",
+            )
+            .bind(ws.as_str())
+            .bind(i32::try_from(rules.protection_days).unwrap_or(i32::MAX))
+            .bind(rules.auto_approve)
+            .bind(bp)
+            .bind(actions_to_json(rules))
+            .bind(to_text(audit.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn register_referral_(&self, ws: &WorkspaceId, reg: NewRegistration) -> StoreResult<Registered> {
+        let NewRegistration { mut referral, mut deal, mut events, mut audit, redecide } = reg;
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            if referral.status == ReferralStatus::Approved {
+                let mut sp = sqlx::Acquire::begin(&mut *tx).await.map_err(map)?;
+                if let Some(d) = &deal {
+                    insert_deal!(sp, ws, d);
+                }
+                write_referral!(insert, sp, ws, &referral);
+                match insert_claims!(sp, ws, &referral) {
+                    Ok(()) => sp.commit().await.map_err(map)?,
+                    Err(e) if is_claim_conflict(&e) => {
+                        sp.rollback().await.map_err(map)?;
+                        let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
+                        let holders = claim_holders!(&mut *tx, ws, keys, referral.updated_at);
+                        let Some(winner) = holders.first() else { return Err(e) };
+                        if winner.partner_id == referral.partner_id.as_str() {
+                            tx.rollback().await.map_err(map)?;
+                            let existing = self.referral_(ws, &ReferralId::from_string(winner.referral_id.clone())).await?;
+                            return Ok(Registered::Existing(existing));
+                        }
+                        let (outcome, reasons) = redecide(&claim_to_conflict(winner));
+                        referral.status = outcome.status();
+                        referral.decision.outcome = outcome;
+                        referral.decision.reasons = reasons;
+                        referral.protection = None;
+                        referral.stage = None;
+                        referral.deal_id = None;
+                        deal = None;
+                        audit.after = Some(audit_view(&referral));
+                        write_referral!(insert, tx, ws, &referral);
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                write_referral!(insert, tx, ws, &referral);
+            }
+            events.push(TimelineEvent {
+                at: referral.decision.decided_at,
+                kind: "decided".into(),
+                actor: "system:rules".into(),
+                summary: decision_summary(&referral.decision),
+            });
+            insert_events!(tx, ws, referral.id, &events);
+            insert_audit!(tx, ws, &audit);
+            if referral.decision.outcome == Outcome::Approved {
+                log_name!(tx, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
+            }
+            sqlx::query("UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND first_referral_at IS NULL")
+                .bind(to_text(referral.created_at))
+                .bind(ws.as_str())
+                .bind(referral.partner_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            tx.commit().await.map_err(map)?;
+            let _ = &deal;
+            Ok(Registered::Created(referral))
+        })
+    }
+
+    pub(crate) async fn change_referral_(&self, ws: &WorkspaceId, c: ReferralChange) -> StoreResult<()> {
+        let r = &c.after;
+        let key = referral_key(r.partner_id.as_str(), r.id.as_str());
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            if let Some(d) = &c.deal_insert {
+                insert_deal!(tx, ws, d);
+            }
+            let done = sqlx::query(
+                "UPDATE referrals SET status = $1, outcome = $2, reasons = $3, decided_at = $4, decided_by = $5, protection_starts_at = $6,
+                 protection_expires_at = $7, stage = $8, deal_id = $9, amount_minor = $10, amount_currency = $11, closed_at = $12,
+                 dispute_status = $13, updated_at = $14
+                 WHERE workspace_id = $15 AND id = $16 AND status = $17 AND updated_at = $18",
+            )
+            .bind(r.status.as_str())
+            .bind(r.decision.outcome.as_str())
+            .bind(reasons_to_json(&r.decision.reasons))
+            .bind(to_text(r.decision.decided_at))
+            .bind(&r.decision.decided_by)
+            .bind(opt_to_text(r.protection.map(|p| p.starts_at)))
+            .bind(opt_to_text(r.protection.map(|p| p.expires_at)))
+            .bind(r.stage.map(|s| s.as_str()))
+            .bind(r.deal_id.as_ref().map(|d| d.as_str()))
+            .bind(r.amount.map(|m| m.minor()))
+            .bind(r.amount.map(|m| m.currency().code().to_owned()))
+            .bind(opt_to_text(r.closed_at))
+            .bind(r.dispute.map(|d| d.as_str()))
+            .bind(to_text(r.updated_at))
+            .bind(ws.as_str())
+            .bind(r.id.as_str())
+            .bind(c.before_status.as_str())
+            .bind(to_text(c.before_updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Stale);
+            }
+            if c.claim {
+                insert_claims!(tx, ws, r)?;
+                log_name!(tx, ws, &key, &r.company_name, true);
+            } else if c.release {
+                sqlx::query("DELETE FROM protection_claims WHERE referral_id = $1").bind(r.id.as_str()).execute(&mut *tx).await.map_err(map)?;
+                log_name!(tx, ws, &key, &r.company_name, false);
+            } else if let (ReferralStatus::Approved, Some(p)) = (r.status, r.protection) {
+                sqlx::query("UPDATE protection_claims SET expires_at = $1 WHERE referral_id = $2")
+                    .bind(to_text(p.expires_at))
+                    .bind(r.id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            if let Some(d) = &c.deal_update {
+                sqlx::query("UPDATE deals SET stage = $1, amount_minor = $2, currency = $3, closed_at = $4, updated_at = $5 WHERE workspace_id = $6 AND id = $7")
+                    .bind(d.stage.as_str())
+                    .bind(d.amount.minor())
+                    .bind(d.amount.currency().code())
+                    .bind(opt_to_text(d.closed_at))
+                    .bind(to_text(d.updated_at))
+                    .bind(ws.as_str())
+                    .bind(d.id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            if let Some(a) = &c.customer_account {
+                let inserted = sqlx::query(
+                    "INSERT INTO accounts (workspace_id, id, name, domain, status, owner_email, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 'customer', $5, $6, $7)
+                     ON CONFLICT (workspace_id, domain) DO UPDATE SET status = 'customer', updated_at = excluded.updated_at",
+                )
+                .bind(ws.as_str())
+                .bind(a.id.as_str())
+                .bind(&a.name)
+                .bind(a.domain.as_str())
+                .bind(a.owner_email.as_ref().map(|e| e.as_str()))
+                .bind(to_text(a.created_at))
+                .bind(to_text(a.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                if inserted.rows_affected() == 1 {
+                    log_name!(tx, ws, a.id.as_str(), &a.name, true);
+                }
+            }
+            insert_events!(tx, ws, r.id, &c.events);
+            insert_audit!(tx, ws, &c.audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+}
