@@ -63,10 +63,21 @@ impl NameMatcher {
     }
 
     /// Names similar to `name` (not yet folded) at or above `threshold`.
-    pub async fn search(&self, store: &dyn Store, ws: &WorkspaceId, name: &str, threshold: f64, limit: usize) -> StoreResult<Vec<NameMatch>> {
+    pub async fn search(
+        &self,
+        store: &dyn Store,
+        ws: &WorkspaceId,
+        name: &str,
+        threshold: f64,
+        limit: usize,
+    ) -> StoreResult<Vec<NameMatch>> {
         self.catch_up(store, ws).await?;
         let folded = fold_company_name(name);
-        Ok(self.workspaces.lock().map(|m| m.get(ws).map(|w| w.index.search(&folded, threshold, limit)).unwrap_or_default()).unwrap_or_default())
+        Ok(self
+            .workspaces
+            .lock()
+            .map(|m| m.get(ws).map(|w| w.index.search(&folded, threshold, limit)).unwrap_or_default())
+            .unwrap_or_default())
     }
 }
 

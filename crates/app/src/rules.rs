@@ -2,7 +2,7 @@
 //! changed by admins only, every change audited.
 
 use partnerloop_domain::rules::Rules;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::AppError;

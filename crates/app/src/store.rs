@@ -235,9 +235,17 @@ pub trait Store: Send + Sync + 'static {
     async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()>;
 
     /// The active referral this partner holds on the domain or the email, if any.
-    async fn active_referral_of_partner(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>>;
+    async fn active_referral_of_partner(
+        &self,
+        ws: &WorkspaceId,
+        partner: &PartnerId,
+        keys: &[String],
+        now: Timestamp,
+    ) -> StoreResult<Option<Referral>>;
     /// The exact-key evidence (other partners' claims, the account, open direct deals).
-    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence>;
+    /// `keys` are 2 or 3 claim keys (see `referrals::claim_keys`); accounts
+    /// and open direct deals are looked up by every domain among them.
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Evidence>;
     /// Stores a decided registration atomically: the referral, its claims
     /// when approved (first registration wins: a lost claim re-decides),
     /// its deal, timeline, audit row, and the partner's first-referral time.

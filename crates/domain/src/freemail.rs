@@ -16,7 +16,18 @@ mod tests {
 
     #[test]
     fn consumer_providers_are_free_mail_and_companies_are_not() {
-        for d in ["gmail.com", "googlemail.com", "outlook.com", "hotmail.co.uk", "yahoo.fr", "icloud.com", "proton.me", "gmx.de", "web.de", "qq.com"] {
+        for d in [
+            "gmail.com",
+            "googlemail.com",
+            "outlook.com",
+            "hotmail.co.uk",
+            "yahoo.fr",
+            "icloud.com",
+            "proton.me",
+            "gmx.de",
+            "web.de",
+            "qq.com",
+        ] {
             assert!(is_free_mail(d), "{d}");
         }
         for d in ["globex.example", "google.com", "microsoft.com", "acme.co.uk"] {

@@ -91,8 +91,7 @@ impl NameIndex {
         if query.is_empty() || self.slot_of.is_empty() {
             return Vec::new();
         }
-        let mut grams: Vec<(usize, u32)> =
-            trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
+        let mut grams: Vec<(usize, u32)> = trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
         grams.sort_unstable();
         let consult = (5 + grams.len() / 4).min(grams.len());
         let mut candidates: Vec<u32> = grams[..consult].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
@@ -129,8 +128,17 @@ mod tests {
 
     #[test]
     fn one_character_slips_still_find_the_company() {
-        let i = index(&[("a", "Globex Corporation"), ("b", "Initech"), ("c", "Acme Widgets"), ("d", "Northwind Traders"), ("e", "Umbrella")]);
-        for (query, want) in [("Glbex", "a"), ("Golbex Inc", "a"), ("The Globex LLC", "a"), ("Intiech", "b"), ("ACME widgts", "c"), ("Northwnid Traders", "d"), ("mbrella", "e")] {
+        let i =
+            index(&[("a", "Globex Corporation"), ("b", "Initech"), ("c", "Acme Widgets"), ("d", "Northwind Traders"), ("e", "Umbrella")]);
+        for (query, want) in [
+            ("Glbex", "a"),
+            ("Golbex Inc", "a"),
+            ("The Globex LLC", "a"),
+            ("Intiech", "b"),
+            ("ACME widgts", "c"),
+            ("Northwnid Traders", "d"),
+            ("mbrella", "e"),
+        ] {
             let hits = i.search(&fold_company_name(query), 0.9, 3);
             assert_eq!(hits.first().map(|m| m.key.as_str()), Some(want), "{query}: {hits:?}");
         }

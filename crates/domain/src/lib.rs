@@ -8,16 +8,16 @@
 pub mod account;
 pub mod company;
 pub mod deal;
+pub mod email;
 pub mod freemail;
 pub mod fuzzy;
-pub mod names;
-pub mod referral;
-pub mod rules;
-pub mod email;
 pub mod ids;
 pub mod money;
+pub mod names;
 pub mod partner;
 pub mod plan;
+pub mod referral;
+pub mod rules;
 pub mod validation;
 
 pub use email::Email;

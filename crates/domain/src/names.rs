@@ -6,14 +6,78 @@
 /// Legal-form words dropped from the end of a name (after punctuation is gone,
 /// so "S.A." is "s a" → matched as the two-word form below).
 const LEGAL_SUFFIXES: &[&str] = &[
-    "inc", "incorporated", "llc", "llp", "lp", "ltd", "limited", "plc", "corp", "corporation", "co", "company", "gmbh", "mbh", "ag",
-    "kg", "ug", "se", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "vof", "ab", "as", "asa", "oy", "oyj", "aps", "pty", "pte",
-    "kk", "sl", "slu", "sro", "zoo", "kft", "lda", "ltda", "cv", "ohg", "ek", "holding", "holdings", "group",
+    "inc",
+    "incorporated",
+    "llc",
+    "llp",
+    "lp",
+    "ltd",
+    "limited",
+    "plc",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "gmbh",
+    "mbh",
+    "ag",
+    "kg",
+    "ug",
+    "se",
+    "sa",
+    "sas",
+    "sarl",
+    "srl",
+    "spa",
+    "bv",
+    "nv",
+    "vof",
+    "ab",
+    "as",
+    "asa",
+    "oy",
+    "oyj",
+    "aps",
+    "pty",
+    "pte",
+    "kk",
+    "sl",
+    "slu",
+    "sro",
+    "zoo",
+    "kft",
+    "lda",
+    "ltda",
+    "cv",
+    "ohg",
+    "ek",
+    "holding",
+    "holdings",
+    "group",
 ];
 
 /// Multi-letter abbreviations written with dots or spaces ("S.A.", "B V").
-const SPACED_SUFFIXES: &[&[&str]] =
-    &[&["s", "a"], &["b", "v"], &["n", "v"], &["s", "a", "s"], &["s", "r", "l"], &["s", "p", "a"], &["a", "g"], &["p", "l", "c"], &["l", "l", "c"], &["s", "l"], &["a", "b"], &["o", "y"], &["a", "s"], &["k", "k"], &["sp", "z", "o", "o"], &["s", "a", "r", "l"], &["g", "m", "b", "h"], &["e", "k"], &["p", "t", "y"]];
+const SPACED_SUFFIXES: &[&[&str]] = &[
+    &["s", "a"],
+    &["b", "v"],
+    &["n", "v"],
+    &["s", "a", "s"],
+    &["s", "r", "l"],
+    &["s", "p", "a"],
+    &["a", "g"],
+    &["p", "l", "c"],
+    &["l", "l", "c"],
+    &["s", "l"],
+    &["a", "b"],
+    &["o", "y"],
+    &["a", "s"],
+    &["k", "k"],
+    &["sp", "z", "o", "o"],
+    &["s", "a", "r", "l"],
+    &["g", "m", "b", "h"],
+    &["e", "k"],
+    &["p", "t", "y"],
+];
 
 /// The folded form of a company name; empty when nothing distinctive is left.
 pub fn fold_company_name(name: &str) -> String {
@@ -28,7 +92,10 @@ pub fn fold_company_name(name: &str) -> String {
         if words.len() <= 1 {
             break;
         }
-        if let Some(spaced) = SPACED_SUFFIXES.iter().find(|s| s.len() < words.len() && words[words.len() - s.len()..].iter().zip(s.iter()).all(|(a, b)| a == b)) {
+        if let Some(spaced) = SPACED_SUFFIXES
+            .iter()
+            .find(|s| s.len() < words.len() && words[words.len() - s.len()..].iter().zip(s.iter()).all(|(a, b)| a == b))
+        {
             words.truncate(words.len() - spaced.len());
             continue;
         }

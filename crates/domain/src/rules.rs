@@ -176,7 +176,13 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
             AccountStatus::Prospect => None,
         };
         if let Some((rule, what)) = rule {
-            reasons.push(Reason { rule, detail: format!("{} {what}", a.name), conflicting_id: Some(a.account_id.clone()), score: None, until: None });
+            reasons.push(Reason {
+                rule,
+                detail: format!("{} {what}", a.name),
+                conflicting_id: Some(a.account_id.clone()),
+                score: None,
+                until: None,
+            });
         }
     }
     for d in &evidence.open_direct_deals {
@@ -202,11 +208,7 @@ pub fn decide(evidence: &Evidence, rules: &Rules) -> (Outcome, Vec<Reason>) {
         let detail = if rules.auto_approve { "no conflict found" } else { "no conflict found; auto-approval is off" };
         return (outcome, vec![Reason { rule: RuleId::NoConflict, detail: detail.into(), conflicting_id: None, score: None, until: None }]);
     }
-    let outcome = reasons
-        .iter()
-        .map(|r| rules.actions.get(r.rule).outcome())
-        .max_by_key(|o| severity(*o))
-        .unwrap_or(Outcome::Review);
+    let outcome = reasons.iter().map(|r| rules.actions.get(r.rule).outcome()).max_by_key(|o| severity(*o)).unwrap_or(Outcome::Review);
     // A conflict whose action is "approve" still needs a human when auto-approval is off.
     let outcome = if outcome == Outcome::Approved && !rules.auto_approve { Outcome::Review } else { outcome };
     (outcome, reasons)
@@ -226,7 +228,9 @@ pub fn redact_for_partner(reasons: &[Reason]) -> Vec<Reason> {
                 },
                 RuleId::ExistingCustomer => "this company is already a customer".to_owned(),
                 RuleId::OffLimitsAccount => "this company is not open for partner registrations".to_owned(),
-                RuleId::OpenDirectOpportunity => "the sales team is already in touch with this company; a partner manager will review".to_owned(),
+                RuleId::OpenDirectOpportunity => {
+                    "the sales team is already in touch with this company; a partner manager will review".to_owned()
+                }
                 RuleId::PossibleDuplicate => "a similar company is already known; a partner manager will review".to_owned(),
                 RuleId::NoConflict => r.detail.clone(),
             };
@@ -280,7 +284,8 @@ mod tests {
 
     #[test]
     fn fuzzy_matches_below_the_threshold_do_not_fire() {
-        let e = Evidence { similar_names: vec![SimilarName { id: "acc_9".into(), name: "globex".into(), score: 0.85 }], ..Evidence::default() };
+        let e =
+            Evidence { similar_names: vec![SimilarName { id: "acc_9".into(), name: "globex".into(), score: 0.85 }], ..Evidence::default() };
         assert_eq!(decide(&e, &Rules::default()).0, Outcome::Approved);
         let lenient = Rules { fuzzy_threshold: 0.8, ..Rules::default() };
         let (o, r) = decide(&e, &lenient);

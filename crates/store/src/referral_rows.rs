@@ -10,11 +10,11 @@ use partnerloop_domain::ids::{DealId, PartnerId, WorkspaceId};
 use partnerloop_domain::referral::{Channel, Decision, DisputeStatus, Outcome, Protection, Reason, Referral, ReferralId, ReferralStatus};
 use partnerloop_domain::rules::{Action, ConflictingRegistration, Evidence, KnownAccount, RuleId, Rules};
 use partnerloop_domain::{Currency, Email, FieldError, Money};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::errors::map;
 use crate::time::{from_text, opt_from_text, to_text};
-use crate::{on_read, SqlStore};
+use crate::{SqlStore, on_read};
 
 macro_rules! referral_cols {
     () => {
@@ -182,7 +182,12 @@ pub(crate) struct ClaimHolder {
 impl TryFrom<ClaimRow> for ClaimHolder {
     type Error = StoreError;
     fn try_from(r: ClaimRow) -> Result<Self, StoreError> {
-        Ok(ClaimHolder { referral_id: r.referral_id, partner_id: r.partner_id, match_key: r.match_key, expires_at: from_text(&r.expires_at)? })
+        Ok(ClaimHolder {
+            referral_id: r.referral_id,
+            partner_id: r.partner_id,
+            match_key: r.match_key,
+            expires_at: from_text(&r.expires_at)?,
+        })
     }
 }
 
@@ -191,11 +196,12 @@ macro_rules! claim_holders {
     ($conn:expr, $ws:expr, $keys:expr, $now:expr) => {{
         let rows: Vec<$crate::referral_rows::ClaimRow> = sqlx::query_as(
             "SELECT referral_id, partner_id, match_key, expires_at FROM protection_claims
-             WHERE workspace_id = $1 AND match_key IN ($2, $3) AND expires_at > $4 ORDER BY match_key",
+             WHERE workspace_id = $1 AND match_key IN ($2, $3, $4) AND expires_at > $5 ORDER BY match_key",
         )
         .bind($ws.as_str())
-        .bind($keys.first().map(String::as_str).unwrap_or_default())
-        .bind($keys.get(1).map(String::as_str).unwrap_or_default())
+        .bind($crate::referral_rows::nth_key($keys, 0))
+        .bind($crate::referral_rows::nth_key($keys, 1))
+        .bind($crate::referral_rows::nth_key($keys, 2))
         .bind(crate::time::to_text($now))
         .fetch_all($conn)
         .await
@@ -204,6 +210,11 @@ macro_rules! claim_holders {
     }};
 }
 pub(crate) use claim_holders;
+
+/// The n-th of 2–3 keys, repeating the first to fill a fixed `IN ($a, $b, $c)`.
+pub(crate) fn nth_key(keys: &[String], n: usize) -> &str {
+    keys.get(n).or(keys.first()).map(String::as_str).unwrap_or_default()
+}
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
@@ -231,12 +242,13 @@ struct AccountHit {
 impl SqlStore {
     pub(crate) async fn rules_(&self, ws: &WorkspaceId) -> StoreResult<Rules> {
         on_read!(self, |pool| {
-            let row: Option<RulesRow> =
-                sqlx::query_as("SELECT protection_days, auto_approve, fuzzy_threshold_bp, actions FROM rules_of_engagement WHERE workspace_id = $1")
-                    .bind(ws.as_str())
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(map)?;
+            let row: Option<RulesRow> = sqlx::query_as(
+                "SELECT protection_days, auto_approve, fuzzy_threshold_bp, actions FROM rules_of_engagement WHERE workspace_id = $1",
+            )
+            .bind(ws.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(map)?;
             let Some(row) = row else { return Ok(Rules::default()) };
             let mut rules = Rules {
                 protection_days: u32::try_from(row.protection_days).map_err(other)?,
@@ -253,7 +265,13 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn active_referral_of_partner_(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>> {
+    pub(crate) async fn active_referral_of_partner_(
+        &self,
+        ws: &WorkspaceId,
+        partner: &PartnerId,
+        keys: &[String],
+        now: Timestamp,
+    ) -> StoreResult<Option<Referral>> {
         let holders = on_read!(self, |pool| claim_holders!(pool, ws, keys, now));
         match holders.into_iter().find(|h| h.partner_id == partner.as_str()) {
             Some(h) => Ok(Some(self.referral_(ws, &ReferralId::from_string(h.referral_id)).await?)),
@@ -261,30 +279,49 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn conflict_evidence_(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence> {
+    pub(crate) async fn conflict_evidence_(
+        &self,
+        ws: &WorkspaceId,
+        partner: &PartnerId,
+        keys: &[String],
+        now: Timestamp,
+    ) -> StoreResult<Evidence> {
+        let domains = partnerloop_app::referrals::key_domains(keys);
+        let domain = domains.first().copied().unwrap_or_default();
+        let other_domain = domains.get(1).copied().unwrap_or(domain);
         on_read!(self, |pool| {
             let holders = claim_holders!(pool, ws, keys, now);
             let mut evidence = Evidence::default();
             for h in holders.iter().filter(|h| h.partner_id != partner.as_str()) {
-                if !evidence.other_partner_registrations.iter().any(|c| c.referral_id == h.referral_id) {
-                    evidence.other_partner_registrations.push(claim_to_conflict(h));
+                let found = claim_to_conflict(h);
+                match evidence.other_partner_registrations.iter_mut().find(|c| c.referral_id == h.referral_id) {
+                    // The same contact is the strongest evidence: say so.
+                    Some(c) if found.matched_on == "email" => c.matched_on = "email",
+                    Some(_) => {}
+                    None => evidence.other_partner_registrations.push(found),
                 }
             }
-            let account: Option<AccountHit> = sqlx::query_as("SELECT id, name, status FROM accounts WHERE workspace_id = $1 AND domain = $2")
-                .bind(ws.as_str())
-                .bind(domain)
+            // The company's own account first, then the contact's employer's.
+            let account: Option<AccountHit> = sqlx::query_as(
+                "SELECT id, name, status FROM accounts WHERE workspace_id = $1 AND domain IN ($2, $3) ORDER BY CASE WHEN domain = $2 THEN 0 ELSE 1 END LIMIT 1",
+            )
+            .bind(ws.as_str())
+            .bind(domain)
+            .bind(other_domain)
                 .fetch_optional(pool)
                 .await
                 .map_err(map)?;
             if let Some(a) = account {
-                evidence.account = Some(KnownAccount { account_id: a.id, name: a.name, status: AccountStatus::parse("status", &a.status).map_err(bad)? });
+                evidence.account =
+                    Some(KnownAccount { account_id: a.id, name: a.name, status: AccountStatus::parse("status", &a.status).map_err(bad)? });
             }
             evidence.open_direct_deals = sqlx::query_scalar(
-                "SELECT id FROM deals WHERE workspace_id = $1 AND company_domain = $2 AND source = 'direct'
+                "SELECT id FROM deals WHERE workspace_id = $1 AND company_domain IN ($2, $3) AND source = 'direct'
                  AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY id LIMIT 10",
             )
             .bind(ws.as_str())
             .bind(domain)
+            .bind(other_domain)
             .fetch_all(pool)
             .await
             .map_err(map)?;
@@ -294,12 +331,13 @@ impl SqlStore {
 
     pub(crate) async fn referral_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {
         on_read!(self, |pool| {
-            let row: ReferralRow = sqlx::query_as(concat!("SELECT ", referral_cols!(), " FROM referrals WHERE workspace_id = $1 AND id = $2"))
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-                .map_err(map)?;
+            let row: ReferralRow =
+                sqlx::query_as(concat!("SELECT ", referral_cols!(), " FROM referrals WHERE workspace_id = $1 AND id = $2"))
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .map_err(map)?;
             row.try_into()
         })
     }
@@ -327,14 +365,17 @@ impl SqlStore {
 
     pub(crate) async fn timeline_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Vec<TimelineEvent>> {
         on_read!(self, |pool| {
-            let rows: Vec<EventRow> =
-                sqlx::query_as("SELECT at, kind, actor, summary FROM referral_events WHERE workspace_id = $1 AND referral_id = $2 ORDER BY id")
-                    .bind(ws.as_str())
-                    .bind(id.as_str())
-                    .fetch_all(pool)
-                    .await
-                    .map_err(map)?;
-            rows.into_iter().map(|r| Ok(TimelineEvent { at: from_text(&r.at)?, kind: r.kind, actor: r.actor, summary: r.summary })).collect()
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT at, kind, actor, summary FROM referral_events WHERE workspace_id = $1 AND referral_id = $2 ORDER BY id",
+            )
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            rows.into_iter()
+                .map(|r| Ok(TimelineEvent { at: from_text(&r.at)?, kind: r.kind, actor: r.actor, summary: r.summary }))
+                .collect()
         })
     }
 
@@ -361,14 +402,15 @@ impl SqlStore {
 
     pub(crate) async fn name_log_since_(&self, ws: &WorkspaceId, after: i64, limit: u32) -> StoreResult<Vec<NameLogEntry>> {
         on_read!(self, |pool| {
-            let rows: Vec<NameLogRow> =
-                sqlx::query_as("SELECT seq, entity_id, name, active FROM name_index_log WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-                    .bind(ws.as_str())
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await
-                    .map_err(map)?;
+            let rows: Vec<NameLogRow> = sqlx::query_as(
+                "SELECT seq, entity_id, name, active FROM name_index_log WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(ws.as_str())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
             Ok(rows.into_iter().map(|r| NameLogEntry { seq: r.seq, entity_id: r.entity_id, name: r.name, active: r.active }).collect())
         })
     }

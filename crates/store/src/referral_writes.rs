@@ -14,7 +14,7 @@ use crate::errors::map;
 use crate::records::insert_audit;
 use crate::referral_rows::{actions_to_json, claim_holders, claim_to_conflict, reasons_to_json};
 use crate::time::{opt_to_text, to_text};
-use crate::{on_write, SqlStore};
+use crate::{SqlStore, on_write};
 
 /// Writes every column of a referral: INSERT (new) or UPDATE guarded by the
 /// expected status and update time.
@@ -92,24 +92,27 @@ macro_rules! insert_claims {
         let r: &Referral = $r;
         let keys = claim_keys(r.company_domain.as_str(), r.contact_email.as_str());
         let expires = r.protection.map(|p| p.expires_at).unwrap_or(r.updated_at);
-        sqlx::query("DELETE FROM protection_claims WHERE workspace_id = $1 AND match_key IN ($2, $3) AND expires_at <= $4")
+        sqlx::query("DELETE FROM protection_claims WHERE workspace_id = $1 AND match_key IN ($2, $3, $4) AND expires_at <= $5")
             .bind($ws.as_str())
-            .bind(&keys[0])
-            .bind(&keys[1])
+            .bind(crate::referral_rows::nth_key(&keys, 0))
+            .bind(crate::referral_rows::nth_key(&keys, 1))
+            .bind(crate::referral_rows::nth_key(&keys, 2))
             .bind(to_text(r.updated_at))
             .execute(&mut *$tx)
             .await
             .map_err(map)?;
         let mut result: Result<(), StoreError> = Ok(());
         for key in &keys {
-            if let Err(e) = sqlx::query("INSERT INTO protection_claims (workspace_id, match_key, referral_id, partner_id, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind($ws.as_str())
-                .bind(key)
-                .bind(r.id.as_str())
-                .bind(r.partner_id.as_str())
-                .bind(to_text(expires))
-                .execute(&mut *$tx)
-                .await
+            if let Err(e) = sqlx::query(
+                "INSERT INTO protection_claims (workspace_id, match_key, referral_id, partner_id, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind($ws.as_str())
+            .bind(key)
+            .bind(r.id.as_str())
+            .bind(r.partner_id.as_str())
+            .bind(to_text(expires))
+            .execute(&mut *$tx)
+            .await
             {
                 result = Err(map(e));
                 break;
@@ -124,17 +127,19 @@ macro_rules! insert_events {
         let events: &[TimelineEvent] = $events;
         let base = partnerloop_app::ids::event_id(events.first().map(|e| e.at).unwrap_or_else(jiff::Timestamp::now));
         for (n, e) in events.iter().enumerate() {
-            sqlx::query("INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(format!("{base}_{n:03}"))
-                .bind($ws.as_str())
-                .bind($referral_id.as_str())
-                .bind(to_text(e.at))
-                .bind(&e.kind)
-                .bind(&e.actor)
-                .bind(&e.summary)
-                .execute(&mut *$tx)
-                .await
-                .map_err(map)?;
+            sqlx::query(
+                "INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(format!("{base}_{n:03}"))
+            .bind($ws.as_str())
+            .bind($referral_id.as_str())
+            .bind(to_text(e.at))
+            .bind(&e.kind)
+            .bind(&e.actor)
+            .bind(&e.summary)
+            .execute(&mut *$tx)
+            .await
+            .map_err(map)?;
         }
     }};
 }
@@ -197,7 +202,7 @@ impl SqlStore {
                     Err(e) if is_claim_conflict(&e) => {
                         sp.rollback().await.map_err(map)?;
                         let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
-                        let holders = claim_holders!(&mut *tx, ws, keys, referral.updated_at);
+                        let holders = claim_holders!(&mut *tx, ws, &keys, referral.updated_at);
                         let Some(winner) = holders.first() else { return Err(e) };
                         if winner.partner_id == referral.partner_id.as_str() {
                             tx.rollback().await.map_err(map)?;
@@ -286,7 +291,11 @@ impl SqlStore {
                 insert_claims!(tx, ws, r)?;
                 log_name!(tx, ws, &key, &r.company_name, true);
             } else if c.release {
-                sqlx::query("DELETE FROM protection_claims WHERE referral_id = $1").bind(r.id.as_str()).execute(&mut *tx).await.map_err(map)?;
+                sqlx::query("DELETE FROM protection_claims WHERE referral_id = $1")
+                    .bind(r.id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
                 log_name!(tx, ws, &key, &r.company_name, false);
             } else if let (ReferralStatus::Approved, Some(p)) = (r.status, r.protection) {
                 sqlx::query("UPDATE protection_claims SET expires_at = $1 WHERE referral_id = $2")

@@ -182,11 +182,17 @@ impl Store for SqlStore {
     async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()> {
         self.put_rules_(ws, rules, audit).await
     }
-    async fn active_referral_of_partner(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Option<Referral>> {
+    async fn active_referral_of_partner(
+        &self,
+        ws: &WorkspaceId,
+        partner: &PartnerId,
+        keys: &[String],
+        now: Timestamp,
+    ) -> StoreResult<Option<Referral>> {
         self.active_referral_of_partner_(ws, partner, keys, now).await
     }
-    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], domain: &str, now: Timestamp) -> StoreResult<Evidence> {
-        self.conflict_evidence_(ws, partner, keys, domain, now).await
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Evidence> {
+        self.conflict_evidence_(ws, partner, keys, now).await
     }
     async fn register_referral(&self, ws: &WorkspaceId, registration: NewRegistration) -> StoreResult<Registered> {
         self.register_referral_(ws, registration).await

@@ -2,11 +2,11 @@
 //! protection extensions, pipeline stages, expiry.
 
 use jiff::{SignedDuration, Timestamp};
+use partnerloop_domain::Money;
 use partnerloop_domain::account::{Account, AccountStatus};
 use partnerloop_domain::deal::{Deal, DealSource, Stage};
 use partnerloop_domain::referral::{Decision, DisputeStatus, Outcome, Reason, Referral, ReferralId, ReferralStatus};
 use partnerloop_domain::rules::RuleId;
-use partnerloop_domain::Money;
 
 use super::register::protection;
 use super::{audit, event, get};
@@ -32,10 +32,9 @@ fn change(before: &Referral, after: Referral, ctx: &Ctx, action: &str) -> Referr
 
 fn claim_conflict(e: StoreError) -> AppError {
     match e {
-        StoreError::Conflict { constraint } if constraint == "protection_claims_key_uq" => AppError::conflict(
-            None,
-            "another partner's registration of this account is active: this one cannot hold protection now",
-        ),
+        StoreError::Conflict { constraint } if constraint == "protection_claims_key_uq" => {
+            AppError::conflict(None, "another partner's registration of this account is active: this one cannot hold protection now")
+        }
         other => other.into(),
     }
 }
@@ -45,12 +44,24 @@ fn state_conflict(r: &Referral, what: &str) -> AppError {
 }
 
 /// Approval by a person: the referral gets protection and a native deal.
-async fn grant(store: &dyn Store, ctx: &Ctx, before: Referral, note: Option<String>, dispute: Option<DisputeStatus>) -> Result<Referral, AppError> {
+async fn grant(
+    store: &dyn Store,
+    ctx: &Ctx,
+    before: Referral,
+    note: Option<String>,
+    dispute: Option<DisputeStatus>,
+) -> Result<Referral, AppError> {
     let rules = store.rules(&ctx.workspace_id).await?;
     let mut after = before.clone();
     let mut reasons = before.decision.reasons.clone();
     if let Some(n) = &note {
-        reasons.push(Reason { rule: RuleId::NoConflict, detail: format!("approved by a partner manager: {n}"), conflicting_id: None, score: None, until: None });
+        reasons.push(Reason {
+            rule: RuleId::NoConflict,
+            detail: format!("approved by a partner manager: {n}"),
+            conflicting_id: None,
+            score: None,
+            until: None,
+        });
     }
     after.status = ReferralStatus::Approved;
     after.decision = Decision { outcome: Outcome::Approved, reasons, decided_at: ctx.now, decided_by: ctx.actor.audit_name() };
@@ -98,7 +109,13 @@ pub async fn reject(store: &dyn Store, ctx: &Ctx, id: &ReferralId, reason: Strin
     let mut after = before.clone();
     after.status = ReferralStatus::Rejected;
     let mut reasons = before.decision.reasons.clone();
-    reasons.push(Reason { rule: RuleId::NoConflict, detail: format!("rejected by a partner manager: {reason}"), conflicting_id: None, score: None, until: None });
+    reasons.push(Reason {
+        rule: RuleId::NoConflict,
+        detail: format!("rejected by a partner manager: {reason}"),
+        conflicting_id: None,
+        score: None,
+        until: None,
+    });
     after.decision = Decision { outcome: Outcome::Rejected, reasons, decided_at: ctx.now, decided_by: ctx.actor.audit_name() };
     after.updated_at = ctx.now;
     let mut c = change(&before, after.clone(), ctx, "referral.rejected");
@@ -117,7 +134,10 @@ pub async fn extend(store: &dyn Store, ctx: &Ctx, id: &ReferralId, days: u32, re
         return Err(state_conflict(&before, "only an active protection can be extended"));
     };
     let mut after = before.clone();
-    after.protection = Some(partnerloop_domain::referral::Protection { starts_at: p.starts_at, expires_at: p.expires_at + SignedDuration::from_hours(24 * i64::from(days)) });
+    after.protection = Some(partnerloop_domain::referral::Protection {
+        starts_at: p.starts_at,
+        expires_at: p.expires_at + SignedDuration::from_hours(24 * i64::from(days)),
+    });
     after.updated_at = ctx.now;
     let until = after.protection.map(|p| p.expires_at.strftime("%Y-%m-%d").to_string()).unwrap_or_default();
     let mut c = change(&before, after.clone(), ctx, "referral.extended");
@@ -128,7 +148,13 @@ pub async fn extend(store: &dyn Store, ctx: &Ctx, id: &ReferralId, days: u32, re
 
 /// Moves the referral's deal through the native pipeline (the CRM
 /// connectors drive the same transition). `closed_won` needs the amount.
-pub async fn change_stage(store: &dyn Store, ctx: &Ctx, id: &ReferralId, stage: Stage, amount: Option<Money>) -> Result<Referral, AppError> {
+pub async fn change_stage(
+    store: &dyn Store,
+    ctx: &Ctx,
+    id: &ReferralId,
+    stage: Stage,
+    amount: Option<Money>,
+) -> Result<Referral, AppError> {
     ctx.require_admin()?;
     let before = get(store, ctx, id).await?;
     let reopening = matches!(before.status, ReferralStatus::Won | ReferralStatus::Lost);
@@ -223,14 +249,22 @@ pub enum DisputeResolution {
     Overturned,
 }
 
-pub async fn resolve_dispute(store: &dyn Store, ctx: &Ctx, id: &ReferralId, resolution: DisputeResolution, note: String) -> Result<Referral, AppError> {
+pub async fn resolve_dispute(
+    store: &dyn Store,
+    ctx: &Ctx,
+    id: &ReferralId,
+    resolution: DisputeResolution,
+    note: String,
+) -> Result<Referral, AppError> {
     ctx.require_admin()?;
     let before = get(store, ctx, id).await?;
     if before.dispute != Some(DisputeStatus::Open) {
         return Err(AppError::conflict(Some("dispute"), "the referral has no open dispute"));
     }
     match resolution {
-        DisputeResolution::Overturned => grant(store, ctx, before, Some(format!("dispute upheld for the partner: {note}")), Some(DisputeStatus::Overturned)).await,
+        DisputeResolution::Overturned => {
+            grant(store, ctx, before, Some(format!("dispute upheld for the partner: {note}")), Some(DisputeStatus::Overturned)).await
+        }
         DisputeResolution::Upheld => {
             let mut after = before.clone();
             after.dispute = Some(DisputeStatus::Upheld);

@@ -10,20 +10,36 @@
 mod lifecycle;
 mod register;
 
-pub use lifecycle::{approve, change_stage, dispute, expire_lapsed, extend, reject, resolve_dispute, DisputeResolution};
-pub use register::{company_domain, decision_summary, protection, register, ReferralForCreate};
+pub use lifecycle::{DisputeResolution, approve, change_stage, dispute, expire_lapsed, extend, reject, resolve_dispute};
+pub use register::{ReferralForCreate, company_domain, decision_summary, protection, register};
 
+use partnerloop_domain::company::CompanyDomain;
+use partnerloop_domain::freemail::is_free_mail;
 use partnerloop_domain::ids::PartnerId;
 use partnerloop_domain::referral::{Referral, ReferralId};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::store::{AuditEntry, Page, Paged, ReferralFilter, Store, TimelineEvent};
 
-/// The keys an approved referral claims: its domain and its contact email.
+/// The keys an approved referral claims, 2 or 3, distinct: its company
+/// domain, the contact email's domain when that is a company's (not
+/// free-mail) and another one, and the contact email. Two registrations
+/// sharing any key are of the same account.
 pub fn claim_keys(domain: &str, email: &str) -> Vec<String> {
-    vec![format!("domain:{domain}"), format!("email:{email}")]
+    let mut keys = vec![format!("domain:{domain}")];
+    let email_domain = email.rsplit_once('@').and_then(|(_, d)| CompanyDomain::parse("email", d).ok());
+    if let Some(d) = email_domain.filter(|d| d.as_str() != domain && !is_free_mail(d.as_str())) {
+        keys.push(format!("domain:{}", d.as_str()));
+    }
+    keys.push(format!("email:{email}"));
+    keys
+}
+
+/// The domains among claim keys.
+pub fn key_domains(keys: &[String]) -> Vec<&str> {
+    keys.iter().filter_map(|k| k.strip_prefix("domain:")).collect()
 }
 
 pub(crate) fn event(ctx: &Ctx, kind: &str, summary: impl Into<String>) -> TimelineEvent {

@@ -9,14 +9,14 @@ use partnerloop_domain::freemail::is_free_mail;
 use partnerloop_domain::ids::PartnerId;
 use partnerloop_domain::partner::PartnerStatus;
 use partnerloop_domain::referral::{Channel, Decision, Outcome, Protection, Referral};
-use partnerloop_domain::rules::{decide, SimilarName};
+use partnerloop_domain::rules::{SimilarName, decide};
 use partnerloop_domain::{Currency, Email, Money};
 
 use super::{acting_partner, audit, claim_keys, event};
 use crate::ctx::Ctx;
 use crate::error::{AppError, StoreError};
 use crate::ids;
-use crate::matching::{parse_key, NameMatcher};
+use crate::matching::{NameMatcher, parse_key};
 use crate::store::{NewRegistration, Registered, Store};
 
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub async fn register(store: &dyn Store, matcher: &NameMatcher, ctx: &Ctx, input
     }
 
     let rules = store.rules(ws).await?;
-    let mut evidence = store.conflict_evidence(ws, &partner_id, &keys, domain.as_str(), ctx.now).await?;
+    let mut evidence = store.conflict_evidence(ws, &partner_id, &keys, ctx.now).await?;
     let known: Vec<String> = evidence
         .other_partner_registrations
         .iter()

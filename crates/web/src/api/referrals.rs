@@ -3,9 +3,9 @@
 //! referrals, and of a decision only what does not reveal other partners
 //! or the vendor's own records.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use partnerloop_app::referrals::{self, DisputeResolution, ReferralForCreate};
 use partnerloop_app::store::{ReferralFilter, Registered, TimelineEvent};
 use partnerloop_app::{Actor, Ctx};
@@ -22,10 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::deals::CompanyDto;
-use super::dto::{list_of, MoneyDto};
+use super::dto::{MoneyDto, list_of};
+use crate::AppState;
 use crate::extract::{ApiJson, Auth, ListParams};
 use crate::problem::{ApiError, Problem};
-use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -273,7 +273,11 @@ fn timeline_out(ctx: &Ctx, events: Vec<TimelineEvent>) -> Timeline {
             .map(|e| TimelineEntry {
                 at: e.at,
                 actor: actor_for(ctx, &e.actor),
-                summary: if partner_view && e.kind == "decided" { format!("decided {}", e.summary.split_whitespace().nth(1).unwrap_or_default()) } else { e.summary },
+                summary: if partner_view && e.kind == "decided" {
+                    format!("decided {}", e.summary.split_whitespace().nth(1).unwrap_or_default())
+                } else {
+                    e.summary
+                },
                 kind: e.kind,
             })
             .collect(),
@@ -300,7 +304,12 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
 /// Approve a referral pending review (admin): it gets protection and a deal.
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/approve", tag = "referrals", request_body(content = Option<ApproveBody>),
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem)))]
-async fn approve_referral(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<ReferralOut>, ApiError> {
+async fn approve_referral(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReferralOut>, ApiError> {
     let b: ApproveBody = optional_body(&body)?;
     let note = optional_text("note", b.note.as_deref(), 2000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::approve(s.store.as_ref(), &ctx, &ReferralId::from_string(id), note).await?;
@@ -315,7 +324,12 @@ pub struct RejectBody {
 /// Reject a referral pending review (admin), saying why.
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/reject", tag = "referrals", request_body = RejectBody,
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn reject_referral(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<RejectBody>) -> Result<Json<ReferralOut>, ApiError> {
+async fn reject_referral(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RejectBody>,
+) -> Result<Json<ReferralOut>, ApiError> {
     let reason = required_text("reason", &b.reason, 2000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::reject(s.store.as_ref(), &ctx, &ReferralId::from_string(id), reason).await?;
     Ok(Json(referral_out(&ctx, &r)))
@@ -330,9 +344,16 @@ pub struct ExtendBody {
 /// Extend an active protection window (admin).
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/extend", tag = "referrals", request_body = ExtendBody,
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn extend_referral(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<ExtendBody>) -> Result<Json<ReferralOut>, ApiError> {
+async fn extend_referral(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ExtendBody>,
+) -> Result<Json<ReferralOut>, ApiError> {
     let mut v = Validator::new();
-    let days = v.check(u32::try_from(b.days).ok().filter(|d| (1..=365).contains(d)).ok_or_else(|| FieldError::new("days", "must be from 1 to 365")));
+    let days = v.check(
+        u32::try_from(b.days).ok().filter(|d| (1..=365).contains(d)).ok_or_else(|| FieldError::new("days", "must be from 1 to 365")),
+    );
     let reason = v.check(required_text("reason", &b.reason, 2000));
     let (days, reason) = v.finish(|| Some((days?, reason?)))?;
     let r = referrals::extend(s.store.as_ref(), &ctx, &ReferralId::from_string(id), days, reason).await?;
@@ -351,7 +372,12 @@ pub struct StageBody {
 /// Move the referral through the native pipeline (admin).
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/stage", tag = "referrals", request_body = StageBody,
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn change_stage(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<StageBody>) -> Result<Json<ReferralOut>, ApiError> {
+async fn change_stage(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<StageBody>,
+) -> Result<Json<ReferralOut>, ApiError> {
     let mut v = Validator::new();
     let stage = v.check(Stage::parse("stage", &b.stage));
     let amount = v.check_opt(b.amount, |m| m.parse_positive("amount"));
@@ -368,7 +394,12 @@ pub struct DisputeBody {
 /// Dispute a rejection (the partner, or an admin on its behalf).
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/dispute", tag = "referrals", request_body = DisputeBody,
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem)))]
-async fn dispute_referral(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<DisputeBody>) -> Result<Json<ReferralOut>, ApiError> {
+async fn dispute_referral(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<DisputeBody>,
+) -> Result<Json<ReferralOut>, ApiError> {
     let message = required_text("message", &b.message, 5000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::dispute(s.store.as_ref(), &ctx, &ReferralId::from_string(id), message).await?;
     Ok(Json(referral_out(&ctx, &r)))
@@ -384,7 +415,12 @@ pub struct ResolveBody {
 /// Resolve a partner's dispute (admin).
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/dispute/resolve", tag = "referrals", request_body = ResolveBody,
     responses((status = 200, body = ReferralOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn resolve_dispute(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<ResolveBody>) -> Result<Json<ReferralOut>, ApiError> {
+async fn resolve_dispute(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ResolveBody>,
+) -> Result<Json<ReferralOut>, ApiError> {
     let mut v = Validator::new();
     let resolution = match b.resolution.as_str() {
         "upheld" => Some(DisputeResolution::Upheld),

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use partnerloop_domain::rules::{Action, RuleId, Rules};
 use partnerloop_domain::{FieldError, Validator};
 use serde::{Deserialize, Serialize};
@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::AppState;
 use crate::extract::{ApiJson, Auth};
 use crate::problem::{ApiError, Problem};
-use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_rules, put_rules))
