@@ -14,6 +14,7 @@ on_both_engines!(
     an_idempotency_claim_is_exclusive_until_saved_or_abandoned,
     migrations_are_idempotent_and_safe_to_run_concurrently,
     an_instance_setting_is_initialised_once,
+    one_bad_registration_in_a_group_commit_fails_alone,
 );
 
 async fn a_stale_update_is_refused_and_changes_nothing(engine: Engine) {
@@ -136,4 +137,69 @@ async fn a_bad_database_url_is_an_error_not_a_panic() {
     assert!(SqlStore::connect("mysql://x", &StoreOptions::default()).await.is_err());
     let err = SqlStore::connect("postgres://nobody@127.0.0.1:1/none", &StoreOptions::default()).await;
     assert!(matches!(err, Err(StoreError::Other(_))));
+}
+
+async fn one_bad_registration_in_a_group_commit_fails_alone(engine: Engine) {
+    use partnerloop_app::store::{NewRegistration, Registered};
+    use partnerloop_domain::company::CompanyDomain;
+    use partnerloop_domain::referral::{Channel, Decision, Outcome, Referral, ReferralStatus};
+    let app = TestApp::spawn(engine).await;
+    let partner = app.create_partner(&app.admin, "Batcher", "b@batch.example").await;
+    let ws = app.store.workspace_by_slug("default").await.unwrap();
+    let now = Timestamp::now();
+    let make = |i: usize, partner_id: &str| {
+        let referral = Referral {
+            id: partnerloop_app::ids::referral_id(now),
+            partner_id: PartnerId::from_string(partner_id),
+            status: ReferralStatus::PendingReview,
+            channel: Channel::Api,
+            company_name: format!("Company {i}"),
+            company_domain: CompanyDomain::parse("d", &format!("company{i}.example")).unwrap(),
+            contact_name: "C".into(),
+            contact_email: partnerloop_domain::Email::parse("e", &format!("c@company{i}.example")).unwrap(),
+            contact_title: None,
+            context: None,
+            estimated_value: None,
+            decision: Decision { outcome: Outcome::Review, reasons: vec![], decided_at: now, decided_by: "rules".into() },
+            protection: None,
+            stage: None,
+            deal_id: None,
+            amount: None,
+            closed_at: None,
+            dispute: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = partnerloop_app::store::AuditEntry {
+            at: now,
+            actor: "system:test".into(),
+            action: "referral.registered".into(),
+            entity: "referral".into(),
+            entity_id: referral.id.to_string(),
+            before: None,
+            after: None,
+        };
+        NewRegistration { referral, deal: None, events: vec![], audit, redecide: Box::new(|_| (Outcome::Review, vec![])) }
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = app.store.clone();
+        let ws = ws.id.clone();
+        // Registration 7 names a partner that does not exist: its insert fails.
+        let reg = make(i, if i == 7 { "prt_missing" } else { partner["id"].as_str().unwrap() });
+        tasks.push(tokio::spawn(async move { store.register_referral(&ws, reg).await }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(Registered::Created(_)) => ok += 1,
+            Ok(Registered::Existing(_)) => panic!("nothing existed"),
+            Err(e) => assert_eq!(i, 7, "only the bad one fails: {e:?}"),
+        }
+    }
+    assert_eq!(ok, 19);
+    let page =
+        app.store.list_referrals(&ws.id, &Default::default(), &partnerloop_app::store::Page { limit: 100, after: None }).await.unwrap();
+    assert_eq!(page.items.len(), 19);
+    app.cleanup().await;
 }

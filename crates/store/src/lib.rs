@@ -23,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 mod errors;
+mod group_commit;
 mod idempotency;
 mod records;
 mod referral_rows;
@@ -75,6 +76,7 @@ pub(crate) enum Db {
 /// The SQL store. Cheap to clone (pools are shared).
 pub struct SqlStore {
     pub(crate) db: Db,
+    pub(crate) registrations: tokio::sync::mpsc::Sender<group_commit::RegisterJob>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that serves reads.
@@ -150,7 +152,8 @@ impl SqlStore {
                 Db::Postgres(pool)
             }
         };
-        Ok(Self { db })
+        let registrations = group_commit::spawn(&db);
+        Ok(Self { db, registrations })
     }
 
     /// Applies pending migrations. Safe to run from several processes at

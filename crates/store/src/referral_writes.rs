@@ -3,16 +3,16 @@
 
 use partnerloop_app::error::StoreError;
 use partnerloop_app::matching::referral_key;
-use partnerloop_app::referrals::{audit_view, claim_keys, decision_summary};
-use partnerloop_app::store::{AuditEntry, NewRegistration, ReferralChange, Registered, StoreResult, TimelineEvent};
+use partnerloop_app::referrals::claim_keys;
+use partnerloop_app::store::{AuditEntry, ReferralChange, StoreResult, TimelineEvent};
 use partnerloop_domain::deal::Deal;
 use partnerloop_domain::ids::WorkspaceId;
-use partnerloop_domain::referral::{Outcome, Referral, ReferralId, ReferralStatus};
+use partnerloop_domain::referral::{Referral, ReferralStatus};
 use partnerloop_domain::rules::Rules;
 
 use crate::errors::map;
 use crate::records::insert_audit;
-use crate::referral_rows::{actions_to_json, claim_holders, claim_to_conflict, reasons_to_json};
+use crate::referral_rows::{actions_to_json, reasons_to_json};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_write};
 
@@ -144,6 +144,8 @@ macro_rules! insert_events {
     }};
 }
 
+pub(crate) use {insert_claims, insert_deal, insert_events, write_referral};
+
 macro_rules! log_name {
     ($tx:expr, $ws:expr, $entity:expr, $name:expr, $active:expr) => {{
         sqlx::query("INSERT INTO name_index_log (workspace_id, entity_id, name, active) VALUES ($1, $2, $3, $4)")
@@ -158,7 +160,7 @@ macro_rules! log_name {
 }
 pub(crate) use log_name;
 
-fn is_claim_conflict(e: &StoreError) -> bool {
+pub(crate) fn is_claim_conflict(e: &StoreError) -> bool {
     matches!(e, StoreError::Conflict { constraint } if constraint == "protection_claims_key_uq")
 }
 
@@ -184,68 +186,6 @@ impl SqlStore {
             .map_err(map)?;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
-        })
-    }
-
-    pub(crate) async fn register_referral_(&self, ws: &WorkspaceId, reg: NewRegistration) -> StoreResult<Registered> {
-        let NewRegistration { mut referral, mut deal, mut events, mut audit, redecide } = reg;
-        on_write!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map)?;
-            if referral.status == ReferralStatus::Approved {
-                let mut sp = sqlx::Acquire::begin(&mut *tx).await.map_err(map)?;
-                if let Some(d) = &deal {
-                    insert_deal!(sp, ws, d);
-                }
-                write_referral!(insert, sp, ws, &referral);
-                match insert_claims!(sp, ws, &referral) {
-                    Ok(()) => sp.commit().await.map_err(map)?,
-                    Err(e) if is_claim_conflict(&e) => {
-                        sp.rollback().await.map_err(map)?;
-                        let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
-                        let holders = claim_holders!(&mut *tx, ws, &keys, referral.updated_at);
-                        let Some(winner) = holders.first() else { return Err(e) };
-                        if winner.partner_id == referral.partner_id.as_str() {
-                            tx.rollback().await.map_err(map)?;
-                            let existing = self.referral_(ws, &ReferralId::from_string(winner.referral_id.clone())).await?;
-                            return Ok(Registered::Existing(existing));
-                        }
-                        let (outcome, reasons) = redecide(&claim_to_conflict(winner));
-                        referral.status = outcome.status();
-                        referral.decision.outcome = outcome;
-                        referral.decision.reasons = reasons;
-                        referral.protection = None;
-                        referral.stage = None;
-                        referral.deal_id = None;
-                        deal = None;
-                        audit.after = Some(audit_view(&referral));
-                        write_referral!(insert, tx, ws, &referral);
-                    }
-                    Err(e) => return Err(e),
-                }
-            } else {
-                write_referral!(insert, tx, ws, &referral);
-            }
-            events.push(TimelineEvent {
-                at: referral.decision.decided_at,
-                kind: "decided".into(),
-                actor: "system:rules".into(),
-                summary: decision_summary(&referral.decision),
-            });
-            insert_events!(tx, ws, referral.id, &events);
-            insert_audit!(tx, ws, &audit);
-            if referral.decision.outcome == Outcome::Approved {
-                log_name!(tx, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
-            }
-            sqlx::query("UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND first_referral_at IS NULL")
-                .bind(to_text(referral.created_at))
-                .bind(ws.as_str())
-                .bind(referral.partner_id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            tx.commit().await.map_err(map)?;
-            let _ = &deal;
-            Ok(Registered::Created(referral))
         })
     }
 

@@ -195,7 +195,16 @@ impl Store for SqlStore {
         self.conflict_evidence_(ws, partner, keys, now).await
     }
     async fn register_referral(&self, ws: &WorkspaceId, registration: NewRegistration) -> StoreResult<Registered> {
-        self.register_referral_(ws, registration).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::group_commit::RegisterJob { ws: ws.clone(), registration, reply };
+        let closed = || StoreError::Other("the registration writer has stopped".into());
+        self.registrations.send(job).await.map_err(|_| closed())?;
+        match answer.await.map_err(|_| closed())?? {
+            crate::group_commit::JobOutcome::Created(r) => Ok(Registered::Created(r)),
+            crate::group_commit::JobOutcome::Existing(id) => {
+                Ok(Registered::Existing(self.referral_(ws, &ReferralId::from_string(id)).await?))
+            }
+        }
     }
     async fn referral(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {
         self.referral_(ws, id).await

@@ -1,0 +1,166 @@
+//! Group commit for registrations. Durable registrations are bounded by
+//! commits (each one an fsync on SQLite with `synchronous=FULL`), so
+//! concurrent registrations are queued to one writer task that stores as
+//! many as are waiting (up to [`MAX_BATCH`]) in one transaction: each in a
+//! savepoint of its own, so one failing registration never affects
+//! another, and all acknowledged together once the commit is durable.
+//! A registration is answered only after its batch committed.
+
+use partnerloop_app::error::StoreError;
+use partnerloop_app::matching::referral_key;
+use partnerloop_app::referrals::{audit_view, claim_keys, decision_summary};
+use partnerloop_app::store::{AuditEntry, NewRegistration, StoreResult, TimelineEvent};
+use partnerloop_domain::ids::WorkspaceId;
+use partnerloop_domain::referral::{Outcome, Referral, ReferralStatus};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Db;
+use crate::errors::map;
+use crate::records::insert_audit;
+use crate::referral_rows::reasons_to_json;
+use crate::referral_rows::{claim_holders, claim_to_conflict};
+use crate::referral_writes::{insert_claims, insert_deal, insert_events, is_claim_conflict, log_name, write_referral};
+use crate::time::{opt_to_text, to_text};
+use partnerloop_domain::deal::Deal;
+
+pub(crate) const MAX_BATCH: usize = 128;
+
+pub(crate) enum JobOutcome {
+    Created(Referral),
+    /// The partner already holds the account: that referral's id.
+    Existing(String),
+}
+
+pub(crate) struct RegisterJob {
+    pub ws: WorkspaceId,
+    pub registration: NewRegistration,
+    pub reply: oneshot::Sender<StoreResult<JobOutcome>>,
+}
+
+/// Starts the writer task of `db`; it ends when the last sender is dropped.
+pub(crate) fn spawn(db: &Db) -> mpsc::Sender<RegisterJob> {
+    let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+    match db {
+        Db::Sqlite { write, .. } => {
+            tokio::spawn(run_sqlite(write.clone(), rx));
+        }
+        Db::Postgres(pool) => {
+            tokio::spawn(run_postgres(pool.clone(), rx));
+        }
+    }
+    tx
+}
+
+/// Stores one registration inside the open transaction `$tx`, in its own
+/// savepoint. A lost claim (a concurrent registration of another partner
+/// won the account) re-decides with that evidence.
+macro_rules! register_one {
+    ($tx:expr, $ws:expr, $registration:expr) => {{
+        let ws: &WorkspaceId = $ws;
+        let NewRegistration { mut referral, mut deal, mut events, mut audit, redecide } = $registration;
+        let result: StoreResult<JobOutcome> = async {
+            let mut job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
+            if referral.status == ReferralStatus::Approved {
+                let mut attempt = sqlx::Acquire::begin(&mut *job).await.map_err(map)?;
+                if let Some(d) = &deal {
+                    insert_deal!(attempt, ws, d);
+                }
+                write_referral!(insert, attempt, ws, &referral);
+                match insert_claims!(attempt, ws, &referral) {
+                    Ok(()) => attempt.commit().await.map_err(map)?,
+                    Err(e) if is_claim_conflict(&e) => {
+                        attempt.rollback().await.map_err(map)?;
+                        let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
+                        let holders = claim_holders!(&mut *job, ws, &keys, referral.updated_at);
+                        let Some(winner) = holders.first() else { return Err(e) };
+                        if winner.partner_id == referral.partner_id.as_str() {
+                            job.commit().await.map_err(map)?;
+                            return Ok(JobOutcome::Existing(winner.referral_id.clone()));
+                        }
+                        let (outcome, reasons) = redecide(&claim_to_conflict(winner));
+                        referral.status = outcome.status();
+                        referral.decision.outcome = outcome;
+                        referral.decision.reasons = reasons;
+                        referral.protection = None;
+                        referral.stage = None;
+                        referral.deal_id = None;
+                        deal = None;
+                        audit.after = Some(audit_view(&referral));
+                        write_referral!(insert, job, ws, &referral);
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                write_referral!(insert, job, ws, &referral);
+            }
+            let _ = &deal;
+            events.push(TimelineEvent {
+                at: referral.decision.decided_at,
+                kind: "decided".into(),
+                actor: "system:rules".into(),
+                summary: decision_summary(&referral.decision),
+            });
+            insert_events!(job, ws, referral.id, &events);
+            insert_audit!(job, ws, &audit);
+            if referral.decision.outcome == Outcome::Approved {
+                log_name!(job, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
+            }
+            sqlx::query("UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND first_referral_at IS NULL")
+                .bind(to_text(referral.created_at))
+                .bind(ws.as_str())
+                .bind(referral.partner_id.as_str())
+                .execute(&mut *job)
+                .await
+                .map_err(map)?;
+            job.commit().await.map_err(map)?;
+            Ok(JobOutcome::Created(referral))
+        }
+        .await;
+        result
+    }};
+}
+
+macro_rules! batcher {
+    ($name:ident, $pool:ty) => {
+        async fn $name(pool: $pool, mut rx: mpsc::Receiver<RegisterJob>) {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let mut tx = match pool.begin().await {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        fail_all(jobs.into_iter().map(|j| j.reply), &e.to_string());
+                        continue;
+                    }
+                };
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let outcome = register_one!(tx, &job.ws, job.registration);
+                    results.push((job.reply, outcome));
+                }
+                match tx.commit().await {
+                    Ok(()) => {
+                        for (reply, outcome) in results {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    Err(e) => fail_all(results.into_iter().map(|(r, _)| r), &e.to_string()),
+                }
+            }
+        }
+    };
+}
+
+batcher!(run_sqlite, sqlx::SqlitePool);
+batcher!(run_postgres, sqlx::PgPool);
+
+fn fail_all(replies: impl Iterator<Item = oneshot::Sender<StoreResult<JobOutcome>>>, why: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Other(format!("the registration batch failed to commit: {why}").into())));
+    }
+}
