@@ -26,7 +26,7 @@ use partnerloop_domain::deal::Deal;
 pub(crate) const MAX_BATCH: usize = 128;
 
 pub(crate) enum JobOutcome {
-    Created(Referral),
+    Created(Box<Referral>),
     /// The partner already holds the account: that referral's id.
     Existing(String),
 }
@@ -113,7 +113,7 @@ macro_rules! register_one {
                 .await
                 .map_err(map)?;
             job.commit().await.map_err(map)?;
-            Ok(JobOutcome::Created(referral))
+            Ok(JobOutcome::Created(Box::new(referral)))
         }
         .await;
         result

@@ -200,7 +200,7 @@ impl Store for SqlStore {
         let closed = || StoreError::Other("the registration writer has stopped".into());
         self.registrations.send(job).await.map_err(|_| closed())?;
         match answer.await.map_err(|_| closed())?? {
-            crate::group_commit::JobOutcome::Created(r) => Ok(Registered::Created(r)),
+            crate::group_commit::JobOutcome::Created(r) => Ok(Registered::Created(*r)),
             crate::group_commit::JobOutcome::Existing(id) => {
                 Ok(Registered::Existing(self.referral_(ws, &ReferralId::from_string(id)).await?))
             }
