@@ -6,8 +6,7 @@
 //! changes at most four of a name's trigrams, so a target within that
 //! distance shares at least one of the query's five rarest trigrams; more
 //! rare trigrams are consulted for long queries. Candidates are then
-//! scored with Jaro-Winkler similarity (1.0 = identical), which stays high
-//! for one-character slips even in short names, and kept above a threshold.
+//! scored (see [`similarity`]; 1.0 = identical) and kept above a threshold.
 
 use std::collections::HashMap;
 
@@ -34,6 +33,14 @@ fn trigrams(name: &str) -> Vec<u32> {
     grams.sort_unstable();
     grams.dedup();
     grams
+}
+
+/// Similarity of two folded names, 0–1: the larger of Jaro-Winkler (kind
+/// to short names and shared beginnings) and normalised Damerau-Levenshtein
+/// (kind to a slip near the start of a long name, which Jaro counts as
+/// transpositions, and fair in ranking names that share a beginning).
+pub fn similarity(a: &str, b: &str) -> f64 {
+    strsim::jaro_winkler(a, b).max(strsim::normalized_damerau_levenshtein(a, b))
 }
 
 impl NameIndex {
@@ -94,19 +101,25 @@ impl NameIndex {
         let mut grams: Vec<(usize, u32)> = trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
         grams.sort_unstable();
         let consult = (5 + grams.len() / 4).min(grams.len());
-        let mut candidates: Vec<u32> = grams[..consult].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
-        candidates.sort_unstable();
-        candidates.dedup();
+        // A name one slip away shares all but at most four of these trigrams.
+        let must_share = consult.saturating_sub(4).max(1);
+        let mut postings: Vec<u32> = grams[..consult].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
+        postings.sort_unstable();
         let qlen = query.chars().count();
-        let mut found: Vec<NameMatch> = candidates
-            .into_iter()
-            .filter_map(|slot| self.slots.get(slot as usize)?.as_ref())
-            .filter(|(_, name)| name.len().abs_diff(qlen) <= 2 + qlen / 4)
-            .filter_map(|(key, name)| {
-                let score = strsim::jaro_winkler(query, name);
-                (score >= threshold).then(|| NameMatch { key: key.clone(), name: name.clone(), score })
-            })
-            .collect();
+        let mut found = Vec::new();
+        for run in postings.chunk_by(|a, b| a == b) {
+            if run.len() < must_share {
+                continue;
+            }
+            let Some(Some((key, name))) = self.slots.get(run[0] as usize) else { continue };
+            if name.len().abs_diff(qlen) > 2 + qlen / 4 {
+                continue;
+            }
+            let score = similarity(query, name);
+            if score >= threshold {
+                found.push(NameMatch { key: key.clone(), name: name.clone(), score });
+            }
+        }
         found.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
         found.truncate(limit);
         found

@@ -71,22 +71,7 @@ pub async fn register(store: &dyn Store, matcher: &NameMatcher, ctx: &Ctx, input
     }
 
     let rules = store.rules(ws).await?;
-    let mut evidence = store.conflict_evidence(ws, &partner_id, &keys, ctx.now).await?;
-    let known: Vec<String> = evidence
-        .other_partner_registrations
-        .iter()
-        .map(|c| c.referral_id.clone())
-        .chain(evidence.account.iter().map(|a| a.account_id.clone()))
-        .collect();
-    let similar = matcher.search(store, ws, &input.company_name, rules.fuzzy_threshold, 5).await?;
-    evidence.similar_names = similar
-        .into_iter()
-        .filter_map(|m| {
-            let (id, owner) = parse_key(&m.key);
-            let own = owner == Some(partner_id.as_str());
-            (!own && !known.iter().any(|k| k == id)).then(|| SimilarName { id: id.to_owned(), name: m.name.clone(), score: m.score })
-        })
-        .collect();
+    let evidence = check_conflicts(store, matcher, ws, &partner_id, &input.company_name, &keys, rules.fuzzy_threshold, ctx.now).await?;
     let (outcome, reasons) = decide(&evidence, &rules);
 
     let approved = outcome == Outcome::Approved;
@@ -140,6 +125,40 @@ pub async fn register(store: &dyn Store, matcher: &NameMatcher, ctx: &Ctx, input
         (if o == Outcome::Approved { Outcome::Review } else { o }, r)
     });
     Ok(store.register_referral(ws, NewRegistration { referral, deal, events, audit, redecide }).await?)
+}
+
+/// Every conflict of a registration: other partners' claims on its keys,
+/// the account and open direct deals on its domains (exact, by index),
+/// and similar company names among accounts and other partners' active
+/// registrations (fuzzy) that did not already match exactly.
+#[allow(clippy::too_many_arguments)]
+pub async fn check_conflicts(
+    store: &dyn Store,
+    matcher: &NameMatcher,
+    ws: &partnerloop_domain::ids::WorkspaceId,
+    partner_id: &PartnerId,
+    company_name: &str,
+    keys: &[String],
+    threshold: f64,
+    now: Timestamp,
+) -> Result<partnerloop_domain::rules::Evidence, AppError> {
+    let mut evidence = store.conflict_evidence(ws, partner_id, keys, now).await?;
+    let known: Vec<String> = evidence
+        .other_partner_registrations
+        .iter()
+        .map(|c| c.referral_id.clone())
+        .chain(evidence.account.iter().map(|a| a.account_id.clone()))
+        .collect();
+    let similar = matcher.search(store, ws, company_name, threshold, 5).await?;
+    evidence.similar_names = similar
+        .into_iter()
+        .filter_map(|m| {
+            let (id, owner) = parse_key(&m.key);
+            let own = owner == Some(partner_id.as_str());
+            (!own && !known.iter().any(|k| k == id)).then(|| SimilarName { id: id.to_owned(), name: m.name.clone(), score: m.score })
+        })
+        .collect();
+    Ok(evidence)
 }
 
 /// A protection window of `days` from `start`.
