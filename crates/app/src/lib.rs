@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod matching;
 pub mod partners;
+pub mod pipeline;
 pub mod plans;
 pub mod referrals;
 pub mod rules;

@@ -120,6 +120,15 @@ pub struct SavedResponse {
     pub body: String,
 }
 
+/// What the exact checks found; `evidence.similar_names` is filled by the
+/// fuzzy matcher afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct Conflicts {
+    pub evidence: Evidence,
+    /// The registering partner's own active referral of this account.
+    pub own_referral: Option<ReferralId>,
+}
+
 /// One entry of a referral's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEvent {
@@ -157,6 +166,8 @@ pub struct NewRegistration {
     pub events: Vec<TimelineEvent>,
     pub audit: AuditEntry,
     pub redecide: Redecide,
+    /// This is the partner's first referral: record the time on the partner.
+    pub first_referral: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -231,21 +242,25 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>>;
 
+    /// The workspace's own partner-friendly stage labels (stage → label).
+    async fn stage_labels(&self, ws: &WorkspaceId) -> StoreResult<std::collections::BTreeMap<String, String>>;
+    /// Replaces the workspace's stage labels.
+    async fn put_stage_labels(
+        &self,
+        ws: &WorkspaceId,
+        labels: &std::collections::BTreeMap<String, String>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
     async fn rules(&self, ws: &WorkspaceId) -> StoreResult<Rules>;
     async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()>;
 
-    /// The active referral this partner holds on the domain or the email, if any.
-    async fn active_referral_of_partner(
-        &self,
-        ws: &WorkspaceId,
-        partner: &PartnerId,
-        keys: &[String],
-        now: Timestamp,
-    ) -> StoreResult<Option<Referral>>;
-    /// The exact-key evidence (other partners' claims, the account, open direct deals).
-    /// `keys` are 2 or 3 claim keys (see `referrals::claim_keys`); accounts
-    /// and open direct deals are looked up by every domain among them.
-    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Evidence>;
+    /// The exact-key conflicts of a registration by `partner`: other
+    /// partners' claims on `keys` (2 or 3 claim keys, see
+    /// `referrals::claim_keys`), the account and open direct deals on every
+    /// domain among them — and the partner's own active referral of the
+    /// account, if it holds one. One round trip.
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Conflicts>;
     /// Stores a decided registration atomically: the referral, its claims
     /// when approved (first registration wins: a lost claim re-decides),
     /// its deal, timeline, audit row, and the partner's first-referral time.

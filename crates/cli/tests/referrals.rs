@@ -23,7 +23,36 @@ on_both_engines!(
     bad_registrations_are_refused_and_store_nothing,
     of_concurrent_registrations_of_one_account_exactly_one_is_approved,
     without_the_unique_claim_the_race_test_catches_double_approval,
+    partners_read_the_stage_labels_the_workspace_chose,
 );
+
+async fn partners_read_the_stage_labels_the_workspace_chose(engine: Engine) {
+    let p = Program::new(engine, 1).await;
+    let (_, r) = p.register(0, "Globex", Some("globex.example"), "a@globex.example").await;
+    assert_eq!(r["stage_label"], "Received by the sales team");
+    let put = |b: Value| p.app.request(reqwest::Method::PUT, "/api/v1/pipeline/stages", Some(&p.app.admin)).json(&b).send();
+    let (s, problem) = body(put(json!({"labels": {"proposal": "x".repeat(61), "signed": "Signed"}})).await.unwrap()).await;
+    assert_eq!((s, problem_fields(&problem)), (422, vec!["labels.proposal".to_owned(), "labels.signed".to_owned()]));
+    let (s, stages) = body(put(json!({"labels": {"new": "With our team", "proposal": "Proposal out"}})).await.unwrap()).await;
+    assert_eq!(s, 200);
+    let labels: Vec<_> = stages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["stage"].as_str().unwrap().to_owned(), x["label"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(labels[0], ("new".to_owned(), "With our team".to_owned()));
+    assert_eq!(labels[3], ("proposal".to_owned(), "Proposal out".to_owned()));
+    assert_eq!(labels.len(), 7, "every stage, in pipeline order");
+    let (_, seen) = body(p.app.get(&format!("/api/v1/referrals/{}", r["id"].as_str().unwrap()), p.token(0)).await).await;
+    assert_eq!(seen["stage_label"], "With our team");
+    let r2 =
+        p.app.request(reqwest::Method::PUT, "/api/v1/pipeline/stages", Some(p.token(0))).json(&json!({"labels": {}})).send().await.unwrap();
+    assert_eq!(r2.status(), 403);
+    let (_, reset) = body(put(json!({"labels": {"new": ""}})).await.unwrap()).await;
+    assert_eq!(reset["data"][0]["label"], "Received by the sales team", "an empty label restores the default");
+    p.app.cleanup().await;
+}
 
 struct Program {
     app: TestApp,

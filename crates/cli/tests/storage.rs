@@ -179,7 +179,14 @@ async fn one_bad_registration_in_a_group_commit_fails_alone(engine: Engine) {
             before: None,
             after: None,
         };
-        NewRegistration { referral, deal: None, events: vec![], audit, redecide: Box::new(|_| (Outcome::Review, vec![])) }
+        NewRegistration {
+            referral,
+            deal: None,
+            events: vec![],
+            audit,
+            redecide: Box::new(|_| (Outcome::Review, vec![])),
+            first_referral: true,
+        }
     };
     let mut tasks = Vec::new();
     for i in 0..20 {

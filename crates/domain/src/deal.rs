@@ -19,6 +19,24 @@ impl Stage {
     pub fn is_closed(&self) -> bool {
         matches!(self, Stage::ClosedWon | Stage::ClosedLost)
     }
+
+    /// What a partner reads for this stage unless the workspace says otherwise.
+    pub fn default_label(&self) -> &'static str {
+        match self {
+            Stage::New => "Received by the sales team",
+            Stage::Qualified => "Qualified",
+            Stage::Meeting => "Meeting held",
+            Stage::Proposal => "Proposal sent",
+            Stage::Negotiation => "In negotiation",
+            Stage::ClosedWon => "Won",
+            Stage::ClosedLost => "Closed, not won",
+        }
+    }
+}
+
+/// A partner-friendly stage label: 1–60 characters of text.
+pub fn parse_stage_label(field: &str, input: &str) -> Result<String, crate::FieldError> {
+    crate::validation::required_text(field, input, 60)
 }
 
 text_enum!(

@@ -1,11 +1,11 @@
 //! Fuzzy company-name matching over an in-memory trigram index.
 //!
 //! Names are indexed in their folded form (see `names`). A search never
-//! scans every name: candidates come from the posting lists of the query's
-//! rarest trigrams only. One deleted, inserted or transposed character
-//! changes at most four of a name's trigrams, so a target within that
-//! distance shares at least one of the query's five rarest trigrams; more
-//! rare trigrams are consulted for long queries. Candidates are then
+//! scans every name: one deleted, inserted or transposed character leaves
+//! a name without at most four of the query's trigrams, so candidates come
+//! from the posting lists of the query's five rarest trigrams only, and a
+//! candidate must be in all but four of the query's lists (checked by
+//! binary search: lists are kept in insertion order). Candidates are then
 //! scored (see [`similarity`]; 1.0 = identical) and kept above a threshold.
 
 use std::collections::HashMap;
@@ -100,19 +100,34 @@ impl NameIndex {
         }
         let mut grams: Vec<(usize, u32)> = trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
         grams.sort_unstable();
-        let consult = (5 + grams.len() / 4).min(grams.len());
-        // A name one slip away shares all but at most four of these trigrams.
-        let must_share = consult.saturating_sub(4).max(1);
-        let mut postings: Vec<u32> = grams[..consult].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
-        postings.sort_unstable();
+        // A name one slip away (a deleted, inserted or transposed character)
+        // lacks at most four of the query's trigrams, so it is in one of the
+        // five rarest posting lists, and in all but four lists overall.
+        let allowed_misses = 4.min(grams.len().saturating_sub(1));
+        let probe = (allowed_misses + 1).min(grams.len());
+        let mut candidates: Vec<u32> = grams[..probe].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let lists: Vec<&Vec<u32>> = grams.iter().filter_map(|(_, g)| self.postings.get(g)).collect();
+        let absent = grams.len() - lists.len();
         let qlen = query.chars().count();
         let mut found = Vec::new();
-        for run in postings.chunk_by(|a, b| a == b) {
-            if run.len() < must_share {
+        for slot in candidates {
+            let Some(Some((key, name))) = self.slots.get(slot as usize) else { continue };
+            if name.len().abs_diff(qlen) > 2 + qlen / 4 {
                 continue;
             }
-            let Some(Some((key, name))) = self.slots.get(run[0] as usize) else { continue };
-            if name.len().abs_diff(qlen) > 2 + qlen / 4 {
+            // Posting lists are in slot order: count the lists that hold it.
+            let mut misses = absent;
+            for list in &lists {
+                if list.binary_search(&slot).is_err() {
+                    misses += 1;
+                    if misses > allowed_misses {
+                        break;
+                    }
+                }
+            }
+            if misses > allowed_misses {
                 continue;
             }
             let score = similarity(query, name);

@@ -57,7 +57,7 @@ pub(crate) fn spawn(db: &Db) -> mpsc::Sender<RegisterJob> {
 macro_rules! register_one {
     ($tx:expr, $ws:expr, $registration:expr) => {{
         let ws: &WorkspaceId = $ws;
-        let NewRegistration { mut referral, mut deal, mut events, mut audit, redecide } = $registration;
+        let NewRegistration { mut referral, mut deal, mut events, mut audit, redecide, first_referral } = $registration;
         let result: StoreResult<JobOutcome> = async {
             let mut job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
             if referral.status == ReferralStatus::Approved {
@@ -105,13 +105,15 @@ macro_rules! register_one {
             if referral.decision.outcome == Outcome::Approved {
                 log_name!(job, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
             }
-            sqlx::query("UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND first_referral_at IS NULL")
-                .bind(to_text(referral.created_at))
-                .bind(ws.as_str())
-                .bind(referral.partner_id.as_str())
-                .execute(&mut *job)
-                .await
-                .map_err(map)?;
+            if first_referral {
+                sqlx::query("UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND first_referral_at IS NULL")
+                    .bind(to_text(referral.created_at))
+                    .bind(ws.as_str())
+                    .bind(referral.partner_id.as_str())
+                    .execute(&mut *job)
+                    .await
+                    .map_err(map)?;
+            }
             job.commit().await.map_err(map)?;
             Ok(JobOutcome::Created(Box::new(referral)))
         }

@@ -10,7 +10,7 @@ use partnerloop_domain::partner::Partner;
 use partnerloop_domain::plan::{CommissionPlan, PlanKind};
 
 use crate::errors::map;
-use crate::rows::{AccountRow, ContactRow, DealRow, PartnerRow, PlanRow};
+use crate::rows::{AccountRow, ContactRow, DealRow, PartnerContactRow, PartnerRow, PlanRow};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
@@ -113,22 +113,30 @@ impl SqlStore {
         })
     }
 
+    /// One partner with its contacts, in one query.
     pub(crate) async fn partner_(&self, ws: &WorkspaceId, id: &PartnerId) -> StoreResult<Partner> {
-        on_read!(self, |pool| {
-            let row: PartnerRow = sqlx::query_as(concat!("SELECT ", partner_cols!(), " FROM partners WHERE workspace_id = $1 AND id = $2"))
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-                .map_err(map)?;
-            let contacts: Vec<ContactRow> =
-                sqlx::query_as("SELECT id, partner_id, name, email FROM partner_contacts WHERE partner_id = $1 ORDER BY id")
-                    .bind(id.as_str())
-                    .fetch_all(pool)
-                    .await
-                    .map_err(map)?;
-            row.into_partner(&contacts)
-        })
+        let rows: Vec<PartnerContactRow> = on_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT p.id, p.name, p.type, p.status, p.tier, p.referral_code, p.website, p.commission_plan_id, p.created_at, p.updated_at,
+                        p.first_referral_at, c.id AS c_id, c.name AS c_name, c.email AS c_email
+                 FROM partners p LEFT JOIN partner_contacts c ON c.partner_id = p.id
+                 WHERE p.workspace_id = $1 AND p.id = $2 ORDER BY c.id",
+            )
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(map)?
+        });
+        let mut partner = None;
+        let mut contacts = Vec::new();
+        for r in rows {
+            if let (Some(cid), Some(name), Some(email)) = (r.c_id, r.c_name, r.c_email) {
+                contacts.push(ContactRow { id: cid, partner_id: r.p.id.clone(), name, email });
+            }
+            partner.get_or_insert(r.p);
+        }
+        partner.ok_or(StoreError::NotFound)?.into_partner(&contacts)
     }
 
     pub(crate) async fn list_partners_(&self, ws: &WorkspaceId, f: &PartnerFilter, page: &Page) -> StoreResult<Paged<Partner>> {

@@ -2,13 +2,13 @@
 
 use jiff::Timestamp;
 use partnerloop_app::error::StoreError;
-use partnerloop_app::store::{NameLogEntry, Page, Paged, ReferralFilter, StoreResult, TimelineEvent};
+use partnerloop_app::store::{Conflicts, NameLogEntry, Page, Paged, ReferralFilter, StoreResult, TimelineEvent};
 use partnerloop_domain::account::AccountStatus;
 use partnerloop_domain::company::CompanyDomain;
 use partnerloop_domain::deal::Stage;
 use partnerloop_domain::ids::{DealId, PartnerId, WorkspaceId};
 use partnerloop_domain::referral::{Channel, Decision, DisputeStatus, Outcome, Protection, Reason, Referral, ReferralId, ReferralStatus};
-use partnerloop_domain::rules::{Action, ConflictingRegistration, Evidence, KnownAccount, RuleId, Rules};
+use partnerloop_domain::rules::{Action, ConflictingRegistration, KnownAccount, RuleId, Rules};
 use partnerloop_domain::{Currency, Email, FieldError, Money};
 use serde_json::{Value, json};
 
@@ -232,11 +232,14 @@ struct NameLogRow {
     active: bool,
 }
 
+/// One row of the combined exact-conflict query.
 #[derive(sqlx::FromRow)]
-struct AccountHit {
-    id: String,
-    name: String,
-    status: String,
+struct EvidenceRow {
+    kind: String,
+    a: String,
+    b: String,
+    c: String,
+    d: String,
 }
 
 impl SqlStore {
@@ -265,68 +268,64 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn active_referral_of_partner_(
-        &self,
-        ws: &WorkspaceId,
-        partner: &PartnerId,
-        keys: &[String],
-        now: Timestamp,
-    ) -> StoreResult<Option<Referral>> {
-        let holders = on_read!(self, |pool| claim_holders!(pool, ws, keys, now));
-        match holders.into_iter().find(|h| h.partner_id == partner.as_str()) {
-            Some(h) => Ok(Some(self.referral_(ws, &ReferralId::from_string(h.referral_id)).await?)),
-            None => Ok(None),
-        }
-    }
-
     pub(crate) async fn conflict_evidence_(
         &self,
         ws: &WorkspaceId,
         partner: &PartnerId,
         keys: &[String],
         now: Timestamp,
-    ) -> StoreResult<Evidence> {
+    ) -> StoreResult<Conflicts> {
         let domains = partnerloop_app::referrals::key_domains(keys);
         let domain = domains.first().copied().unwrap_or_default();
         let other_domain = domains.get(1).copied().unwrap_or(domain);
-        on_read!(self, |pool| {
-            let holders = claim_holders!(pool, ws, keys, now);
-            let mut evidence = Evidence::default();
-            for h in holders.iter().filter(|h| h.partner_id != partner.as_str()) {
-                let found = claim_to_conflict(h);
-                match evidence.other_partner_registrations.iter_mut().find(|c| c.referral_id == h.referral_id) {
-                    // The same contact is the strongest evidence: say so.
-                    Some(c) if found.matched_on == "email" => c.matched_on = "email",
-                    Some(_) => {}
-                    None => evidence.other_partner_registrations.push(found),
-                }
-            }
-            // The company's own account first, then the contact's employer's.
-            let account: Option<AccountHit> = sqlx::query_as(
-                "SELECT id, name, status FROM accounts WHERE workspace_id = $1 AND domain IN ($2, $3) ORDER BY CASE WHEN domain = $2 THEN 0 ELSE 1 END LIMIT 1",
+        let rows: Vec<EvidenceRow> = on_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT 'claim' AS kind, referral_id AS a, partner_id AS b, match_key AS c, expires_at AS d FROM protection_claims
+                 WHERE workspace_id = $1 AND match_key IN ($2, $3, $4) AND expires_at > $5
+                 UNION ALL
+                 SELECT 'account', id, name, status, domain FROM accounts WHERE workspace_id = $1 AND domain IN ($6, $7)
+                 UNION ALL
+                 SELECT 'deal', id, '', '', '' FROM (SELECT id FROM deals WHERE workspace_id = $1 AND company_domain IN ($6, $7)
+                   AND source = 'direct' AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY id LIMIT 10) AS open_deals",
             )
             .bind(ws.as_str())
-            .bind(domain)
-            .bind(other_domain)
-                .fetch_optional(pool)
-                .await
-                .map_err(map)?;
-            if let Some(a) = account {
-                evidence.account =
-                    Some(KnownAccount { account_id: a.id, name: a.name, status: AccountStatus::parse("status", &a.status).map_err(bad)? });
-            }
-            evidence.open_direct_deals = sqlx::query_scalar(
-                "SELECT id FROM deals WHERE workspace_id = $1 AND company_domain IN ($2, $3) AND source = 'direct'
-                 AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY id LIMIT 10",
-            )
-            .bind(ws.as_str())
+            .bind(nth_key(keys, 0))
+            .bind(nth_key(keys, 1))
+            .bind(nth_key(keys, 2))
+            .bind(to_text(now))
             .bind(domain)
             .bind(other_domain)
             .fetch_all(pool)
             .await
-            .map_err(map)?;
-            Ok(evidence)
-        })
+            .map_err(map)?
+        });
+        let mut checked = Conflicts::default();
+        let mut rows = rows;
+        // Claims by match key (email claims last, so they name the match); the company's own account first.
+        rows.sort_by(|x, y| (x.kind.as_str(), x.d != domain, x.c.as_str()).cmp(&(y.kind.as_str(), y.d != domain, y.c.as_str())));
+        for r in rows {
+            match r.kind.as_str() {
+                "claim" if r.b == partner.as_str() => checked.own_referral = Some(ReferralId::from_string(r.a)),
+                "claim" => {
+                    let found =
+                        claim_to_conflict(&ClaimHolder { referral_id: r.a, partner_id: r.b, match_key: r.c, expires_at: from_text(&r.d)? });
+                    let regs = &mut checked.evidence.other_partner_registrations;
+                    match regs.iter_mut().find(|c| c.referral_id == found.referral_id) {
+                        // The same contact is the strongest evidence: say so.
+                        Some(c) if found.matched_on == "email" => c.matched_on = "email",
+                        Some(_) => {}
+                        None => regs.push(found),
+                    }
+                }
+                "account" if checked.evidence.account.is_none() => {
+                    let status = AccountStatus::parse("status", &r.c).map_err(bad)?;
+                    checked.evidence.account = Some(KnownAccount { account_id: r.a, name: r.b, status });
+                }
+                "deal" => checked.evidence.open_direct_deals.push(r.a),
+                _ => {}
+            }
+        }
+        Ok(checked)
     }
 
     pub(crate) async fn referral_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {

@@ -90,6 +90,16 @@ pub(crate) struct PartnerRow {
     pub first_referral_at: Option<String>,
 }
 
+/// A partner joined with one of its contacts (none: all `c_` are NULL).
+#[derive(sqlx::FromRow)]
+pub(crate) struct PartnerContactRow {
+    #[sqlx(flatten)]
+    pub p: PartnerRow,
+    pub c_id: Option<String>,
+    pub c_name: Option<String>,
+    pub c_email: Option<String>,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ContactRow {
     pub id: String,

@@ -11,7 +11,7 @@ use partnerloop_domain::ids::{AccountId, DealId, PartnerId, PlanId, WorkspaceId}
 use partnerloop_domain::partner::Partner;
 use partnerloop_domain::plan::CommissionPlan;
 use partnerloop_domain::referral::{Referral, ReferralId};
-use partnerloop_domain::rules::{Evidence, Rules};
+use partnerloop_domain::rules::Rules;
 
 use crate::errors::map;
 use crate::records::insert_audit;
@@ -176,22 +176,47 @@ impl Store for SqlStore {
         })
     }
 
+    async fn stage_labels(&self, ws: &WorkspaceId) -> StoreResult<std::collections::BTreeMap<String, String>> {
+        on_read!(self, |pool| {
+            let rows: Vec<(String, String)> = sqlx::query_as("SELECT stage, label FROM stage_labels WHERE workspace_id = $1")
+                .bind(ws.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(map)?;
+            Ok(rows.into_iter().collect())
+        })
+    }
+
+    async fn put_stage_labels(
+        &self,
+        ws: &WorkspaceId,
+        labels: &std::collections::BTreeMap<String, String>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query("DELETE FROM stage_labels WHERE workspace_id = $1").bind(ws.as_str()).execute(&mut *tx).await.map_err(map)?;
+            for (stage, label) in labels {
+                sqlx::query("INSERT INTO stage_labels (workspace_id, stage, label) VALUES ($1, $2, $3)")
+                    .bind(ws.as_str())
+                    .bind(stage)
+                    .bind(label)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
     async fn rules(&self, ws: &WorkspaceId) -> StoreResult<Rules> {
         self.rules_(ws).await
     }
     async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()> {
         self.put_rules_(ws, rules, audit).await
     }
-    async fn active_referral_of_partner(
-        &self,
-        ws: &WorkspaceId,
-        partner: &PartnerId,
-        keys: &[String],
-        now: Timestamp,
-    ) -> StoreResult<Option<Referral>> {
-        self.active_referral_of_partner_(ws, partner, keys, now).await
-    }
-    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Evidence> {
+    async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Conflicts> {
         self.conflict_evidence_(ws, partner, keys, now).await
     }
     async fn register_referral(&self, ws: &WorkspaceId, registration: NewRegistration) -> StoreResult<Registered> {

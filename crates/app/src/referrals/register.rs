@@ -17,7 +17,7 @@ use crate::ctx::Ctx;
 use crate::error::{AppError, StoreError};
 use crate::ids;
 use crate::matching::{NameMatcher, parse_key};
-use crate::store::{NewRegistration, Registered, Store};
+use crate::store::{Conflicts, NewRegistration, Registered, Store};
 
 #[derive(Debug, Clone)]
 pub struct ReferralForCreate {
@@ -66,12 +66,12 @@ pub async fn register(store: &dyn Store, matcher: &NameMatcher, ctx: &Ctx, input
     }
     let domain = company_domain(input.company_domain.clone(), &input.contact_email)?;
     let keys = claim_keys(domain.as_str(), input.contact_email.as_str());
-    if let Some(existing) = store.active_referral_of_partner(ws, &partner_id, &keys, ctx.now).await? {
-        return Ok(Registered::Existing(existing));
-    }
-
     let rules = store.rules(ws).await?;
-    let evidence = check_conflicts(store, matcher, ws, &partner_id, &input.company_name, &keys, rules.fuzzy_threshold, ctx.now).await?;
+    let checked = check_conflicts(store, matcher, ws, &partner_id, &input.company_name, &keys, rules.fuzzy_threshold, ctx.now).await?;
+    if let Some(own) = checked.own_referral {
+        return Ok(Registered::Existing(store.referral(ws, &own).await?));
+    }
+    let evidence = checked.evidence;
     let (outcome, reasons) = decide(&evidence, &rules);
 
     let approved = outcome == Outcome::Approved;
@@ -124,10 +124,16 @@ pub async fn register(store: &dyn Store, matcher: &NameMatcher, ctx: &Ctx, input
         // The account is claimed: whatever the configured action, this one cannot be approved now.
         (if o == Outcome::Approved { Outcome::Review } else { o }, r)
     });
-    Ok(store.register_referral(ws, NewRegistration { referral, deal, events, audit, redecide }).await?)
+    Ok(store
+        .register_referral(
+            ws,
+            NewRegistration { referral, deal, events, audit, redecide, first_referral: partner.first_referral_at.is_none() },
+        )
+        .await?)
 }
 
-/// Every conflict of a registration: other partners' claims on its keys,
+/// Every conflict of a registration (or, first, the partner's own active
+/// referral of the account, which ends the check): other partners' claims on its keys,
 /// the account and open direct deals on its domains (exact, by index),
 /// and similar company names among accounts and other partners' active
 /// registrations (fuzzy) that did not already match exactly.
@@ -141,8 +147,12 @@ pub async fn check_conflicts(
     keys: &[String],
     threshold: f64,
     now: Timestamp,
-) -> Result<partnerloop_domain::rules::Evidence, AppError> {
-    let mut evidence = store.conflict_evidence(ws, partner_id, keys, now).await?;
+) -> Result<Conflicts, AppError> {
+    let mut checked = store.conflict_evidence(ws, partner_id, keys, now).await?;
+    if checked.own_referral.is_some() {
+        return Ok(checked);
+    }
+    let evidence = &mut checked.evidence;
     let known: Vec<String> = evidence
         .other_partner_registrations
         .iter()
@@ -158,7 +168,7 @@ pub async fn check_conflicts(
             (!own && !known.iter().any(|k| k == id)).then(|| SimilarName { id: id.to_owned(), name: m.name.clone(), score: m.score })
         })
         .collect();
-    Ok(evidence)
+    Ok(checked)
 }
 
 /// A protection window of `days` from `start`.

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod deals;
 pub mod dto;
 pub mod partners;
+pub mod pipeline;
 pub mod plans;
 pub mod referrals;
 pub mod rules;
@@ -49,4 +50,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(plans::router())
         .merge(referrals::router())
         .merge(rules::router())
+        .merge(pipeline::router())
 }

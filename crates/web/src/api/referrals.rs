@@ -138,6 +138,8 @@ pub struct ReferralOut {
     pub decision: DecisionOut,
     pub protection: Option<ProtectionOut>,
     pub stage: Option<String>,
+    /// The stage as partners read it (configurable per workspace).
+    pub stage_label: Option<String>,
     pub deal_id: Option<String>,
     /// The won (or lost) amount.
     pub amount: Option<MoneyDto>,
@@ -167,7 +169,7 @@ fn actor_for(ctx: &Ctx, actor: &str) -> String {
     }
 }
 
-pub fn referral_out(ctx: &Ctx, r: &Referral) -> ReferralOut {
+pub fn referral_out(ctx: &Ctx, r: &Referral, labels: &[(Stage, String)]) -> ReferralOut {
     let partner_view = ctx.partner_scope().is_some();
     let reasons = if partner_view { redact_for_partner(&r.decision.reasons) } else { r.decision.reasons.clone() };
     ReferralOut {
@@ -190,6 +192,7 @@ pub fn referral_out(ctx: &Ctx, r: &Referral) -> ReferralOut {
         },
         protection: r.protection.map(|p| ProtectionOut { starts_at: p.starts_at, expires_at: p.expires_at }),
         stage: r.stage.map(|s| s.as_str().to_owned()),
+        stage_label: r.stage.map(|s| partnerloop_app::pipeline::label_of(labels, s)),
         deal_id: if partner_view { None } else { r.deal_id.as_ref().map(ToString::to_string) },
         amount: r.amount.as_ref().map(MoneyDto::from),
         closed_at: r.closed_at,
@@ -200,6 +203,11 @@ pub fn referral_out(ctx: &Ctx, r: &Referral) -> ReferralOut {
 }
 
 list_of!(ReferralList, ReferralOut);
+
+async fn with_labels(s: &AppState, ctx: &Ctx, r: &Referral) -> Result<ReferralOut, ApiError> {
+    let labels = partnerloop_app::pipeline::labels(s.store.as_ref(), ctx).await?;
+    Ok(referral_out(ctx, r, &labels))
+}
 
 /// Register a referral. 201 for a new registration whatever the decision;
 /// 200 when this partner already holds an active registration of the
@@ -213,9 +221,10 @@ async fn register_referral(
     ApiJson(body): ApiJson<ReferralCreate>,
 ) -> Result<(StatusCode, Json<ReferralOut>), ApiError> {
     let input = body.parse(Channel::Api)?;
+    let labels = partnerloop_app::pipeline::labels(s.store.as_ref(), &ctx).await?;
     match referrals::register(s.store.as_ref(), &s.matcher, &ctx, input).await? {
-        Registered::Created(r) => Ok((StatusCode::CREATED, Json(referral_out(&ctx, &r)))),
-        Registered::Existing(r) => Ok((StatusCode::OK, Json(referral_out(&ctx, &r)))),
+        Registered::Created(r) => Ok((StatusCode::CREATED, Json(referral_out(&ctx, &r, &labels)))),
+        Registered::Existing(r) => Ok((StatusCode::OK, Json(referral_out(&ctx, &r, &labels)))),
     }
 }
 
@@ -240,14 +249,15 @@ async fn list_referrals(
     let (page, status) = v.finish(|| Some((page?, status?)))?;
     let filter = ReferralFilter { status, partner_id: filter.partner_id.filter(|p| !p.is_empty()).map(PartnerId::from_string) };
     let result = referrals::list(s.store.as_ref(), &ctx, filter, &page).await?;
-    Ok(Json(ReferralList::from_page(result, |r| referral_out(&ctx, r))))
+    let labels = partnerloop_app::pipeline::labels(s.store.as_ref(), &ctx).await?;
+    Ok(Json(ReferralList::from_page(result, |r| referral_out(&ctx, r, &labels))))
 }
 
 /// One referral.
 #[utoipa::path(get, path = "/api/v1/referrals/{id}", tag = "referrals", responses((status = 200, body = ReferralOut), (status = 404, body = Problem)))]
 async fn get_referral(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<ReferralOut>, ApiError> {
     let r = referrals::get(s.store.as_ref(), &ctx, &ReferralId::from_string(id)).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -313,7 +323,7 @@ async fn approve_referral(
     let b: ApproveBody = optional_body(&body)?;
     let note = optional_text("note", b.note.as_deref(), 2000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::approve(s.store.as_ref(), &ctx, &ReferralId::from_string(id), note).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -332,7 +342,7 @@ async fn reject_referral(
 ) -> Result<Json<ReferralOut>, ApiError> {
     let reason = required_text("reason", &b.reason, 2000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::reject(s.store.as_ref(), &ctx, &ReferralId::from_string(id), reason).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -357,7 +367,7 @@ async fn extend_referral(
     let reason = v.check(required_text("reason", &b.reason, 2000));
     let (days, reason) = v.finish(|| Some((days?, reason?)))?;
     let r = referrals::extend(s.store.as_ref(), &ctx, &ReferralId::from_string(id), days, reason).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -383,7 +393,7 @@ async fn change_stage(
     let amount = v.check_opt(b.amount, |m| m.parse_positive("amount"));
     let (stage, amount) = v.finish(|| Some((stage?, amount?)))?;
     let r = referrals::change_stage(s.store.as_ref(), &ctx, &ReferralId::from_string(id), stage, amount).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -402,7 +412,7 @@ async fn dispute_referral(
 ) -> Result<Json<ReferralOut>, ApiError> {
     let message = required_text("message", &b.message, 5000).map_err(|e| ApiError::from(vec![e]))?;
     let r = referrals::dispute(s.store.as_ref(), &ctx, &ReferralId::from_string(id), message).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -430,7 +440,7 @@ async fn resolve_dispute(
     let note = v.check(required_text("note", &b.note, 2000));
     let (resolution, note) = v.finish(|| Some((resolution?, note?)))?;
     let r = referrals::resolve_dispute(s.store.as_ref(), &ctx, &ReferralId::from_string(id), resolution, note).await?;
-    Ok(Json(referral_out(&ctx, &r)))
+    Ok(Json(with_labels(&s, &ctx, &r).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -453,11 +463,12 @@ async fn review_queue(State(s): State<AppState>, Auth(ctx): Auth, Query(list): Q
     ctx.require_admin()?;
     let page = list.page().map_err(|e| ApiError::from(vec![e]))?;
     let filter = ReferralFilter { status: Some(ReferralStatus::PendingReview), partner_id: None };
+    let labels = partnerloop_app::pipeline::labels(s.store.as_ref(), &ctx).await?;
     let result = referrals::list(s.store.as_ref(), &ctx, filter, &page).await?;
     let data = result
         .items
         .iter()
-        .map(|r| QueueItem { age_seconds: ctx.now.duration_since(r.created_at).as_secs(), referral: referral_out(&ctx, r) })
+        .map(|r| QueueItem { age_seconds: ctx.now.duration_since(r.created_at).as_secs(), referral: referral_out(&ctx, r, &labels) })
         .collect();
     Ok(Json(ReviewQueue { data, next_cursor: crate::extract::encode_cursor(result.next_after) }))
 }
