@@ -20,9 +20,8 @@ pub struct AccountForCreate {
     pub owner_email: Option<Email>,
 }
 
-pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Result<Account, AppError> {
-    ctx.require_admin()?;
-    let account = Account {
+pub fn new_account(ctx: &Ctx, input: AccountForCreate) -> Account {
+    Account {
         id: ids::account_id(ctx.now),
         name: input.name,
         domain: input.domain,
@@ -30,7 +29,12 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Re
         owner_email: input.owner_email,
         created_at: ctx.now,
         updated_at: ctx.now,
-    };
+    }
+}
+
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: AccountForCreate) -> Result<Account, AppError> {
+    ctx.require_admin()?;
+    let account = new_account(ctx, input);
     let audit = AuditEntry {
         at: ctx.now,
         actor: ctx.actor.audit_name(),

@@ -29,21 +29,20 @@ pub struct DealForCreate {
     pub closed_at: Option<Timestamp>,
 }
 
-pub async fn create(store: &dyn Store, ctx: &Ctx, input: DealForCreate) -> Result<Deal, AppError> {
-    ctx.require_admin()?;
+/// The deal `input` describes, checked: a closed deal has a close time
+/// (given, or now), an open one has none, and none closes before it began.
+pub fn new_deal(ctx: &Ctx, input: DealForCreate) -> Result<Deal, AppError> {
     let created_at = input.created_at.unwrap_or(ctx.now);
     let closed_at = match (input.stage.is_closed(), input.closed_at) {
         (true, Some(at)) => Some(at),
         (true, None) => Some(ctx.now.max(created_at)),
-        (false, Some(_)) => {
-            return Err(AppError::invalid("closed_at", "only a closed deal (closed_won, closed_lost) has a close time"));
-        }
+        (false, Some(_)) => return Err(AppError::invalid("closed_at", "only a closed deal (closed_won, closed_lost) has a close time")),
         (false, None) => None,
     };
     if closed_at.is_some_and(|c| c < created_at) {
         return Err(AppError::invalid("closed_at", "must not be before created_at"));
     }
-    let deal = Deal {
+    Ok(Deal {
         id: ids::deal_id(created_at),
         name: input.name,
         company_name: input.company_name,
@@ -55,7 +54,12 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: DealForCreate) -> Resul
         created_at,
         closed_at,
         updated_at: ctx.now,
-    };
+    })
+}
+
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: DealForCreate) -> Result<Deal, AppError> {
+    ctx.require_admin()?;
+    let deal = new_deal(ctx, input)?;
     let audit = AuditEntry {
         at: ctx.now,
         actor: ctx.actor.audit_name(),

@@ -11,6 +11,7 @@ pub mod ctx;
 pub mod deals;
 pub mod error;
 pub mod ids;
+pub mod import;
 pub mod matching;
 pub mod partners;
 pub mod pipeline;

@@ -68,11 +68,10 @@ async fn check_plan(store: &dyn Store, ctx: &Ctx, plan: Option<&PlanId>) -> Resu
     Ok(())
 }
 
-pub async fn create(store: &dyn Store, ctx: &Ctx, input: PartnerForCreate) -> Result<Partner, AppError> {
-    ctx.require_admin()?;
-    check_plan(store, ctx, input.commission_plan_id.as_ref()).await?;
+/// The partner `input` describes, with a fresh referral code.
+pub fn new_partner(ctx: &Ctx, input: PartnerForCreate) -> Partner {
     let created_at = input.created_at.unwrap_or(ctx.now);
-    let mut partner = Partner {
+    Partner {
         id: ids::partner_id(created_at),
         name: input.name,
         partner_type: input.partner_type,
@@ -85,7 +84,13 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: PartnerForCreate) -> Re
         created_at,
         updated_at: ctx.now,
         first_referral_at: None,
-    };
+    }
+}
+
+pub async fn create(store: &dyn Store, ctx: &Ctx, input: PartnerForCreate) -> Result<Partner, AppError> {
+    ctx.require_admin()?;
+    check_plan(store, ctx, input.commission_plan_id.as_ref()).await?;
+    let mut partner = new_partner(ctx, input);
     // A referral code collision is rare (31^8 codes) but possible: draw again.
     for _ in 0..5 {
         let audit = AuditEntry {

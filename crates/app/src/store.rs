@@ -129,6 +129,24 @@ pub struct Conflicts {
     pub own_referral: Option<ReferralId>,
 }
 
+/// A historic referral to import, with its native deal and whether it
+/// holds its account (an approved referral whose window is still open).
+pub struct ImportedReferral {
+    pub referral: Referral,
+    pub deal: Option<Deal>,
+    pub claim: bool,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// Everything one CSV import writes, in one transaction.
+pub struct ImportBatch {
+    pub accounts: Vec<Account>,
+    pub partners: Vec<Partner>,
+    pub deals: Vec<Deal>,
+    pub referrals: Vec<ImportedReferral>,
+    pub audit: AuditEntry,
+}
+
 /// One entry of a referral's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEvent {
@@ -239,6 +257,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()>;
     async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan>;
     async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>>;
+
+    /// Writes an import all at once, or nothing.
+    async fn import(&self, ws: &WorkspaceId, batch: ImportBatch) -> StoreResult<()>;
+    /// Every account domain of the workspace.
+    async fn account_domains(&self, ws: &WorkspaceId) -> StoreResult<std::collections::HashSet<String>>;
+    /// Every partner contact's email, with its partner.
+    async fn partner_ids_by_contact_email(&self, ws: &WorkspaceId) -> StoreResult<std::collections::HashMap<String, PartnerId>>;
 
     async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>>;
 

@@ -12,6 +12,7 @@ use partnerloop_store::SqlStore;
 
 mod config;
 mod demo;
+mod import;
 
 use config::{Config, SettingsArgs};
 
@@ -39,6 +40,17 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Import a CSV file of accounts, partners, direct deals or historic referrals.
+    Import {
+        #[arg(value_enum)]
+        kind: import::Kind,
+        file: std::path::PathBuf,
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
+        /// Import the good rows of a file that has bad ones (which are reported).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
     /// Seed demo data (partners, accounts, deals, plans) into a workspace.
     Demo {
         #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
@@ -65,6 +77,11 @@ enum Role {
     Admin,
 }
 
+/// An import stopped by bad rows (already reported line by line).
+#[derive(Debug, thiserror::Error)]
+#[error("the import was refused")]
+struct ImportRefused;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.settings) {
@@ -84,6 +101,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<ImportRefused>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("partnerloop: {e:#}");
             ExitCode::FAILURE
@@ -142,6 +160,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
+        Command::Import { kind, file, workspace, skip_invalid } => {
+            let store = open_store(&config).await?;
+            let now = jiff::Timestamp::now();
+            let ws = workspaces::ensure(store.as_ref(), &workspace, now).await.map_err(|e| anyhow::anyhow!("--workspace: {e:?}"))?;
+            let ctx = Ctx::system(ws.id, "import", now);
+            match import::run(store.as_ref(), &ctx, kind, &file, skip_invalid).await? {
+                Some(_) => Ok(()),
+                None => Err(ImportRefused.into()),
+            }
+        }
     }
 }
 

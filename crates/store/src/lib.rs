@@ -25,6 +25,7 @@ use sqlx::{PgPool, SqlitePool};
 mod errors;
 mod group_commit;
 mod idempotency;
+mod import;
 mod records;
 mod referral_rows;
 mod referral_writes;

@@ -38,6 +38,73 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
+/// Inserts the rows of one partner inside the transaction `$tx`.
+macro_rules! insert_partner_rows {
+    ($tx:expr, $ws:expr, $p:expr) => {{
+        let p: &Partner = $p;
+        sqlx::query(concat!(
+            "INSERT INTO partners (workspace_id, ",
+            $crate::records::partner_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind($ws.as_str())
+        .bind(p.id.as_str())
+        .bind(&p.name)
+        .bind(p.partner_type.as_str())
+        .bind(p.status.as_str())
+        .bind(p.tier.as_deref())
+        .bind(p.referral_code.as_str())
+        .bind(p.website.as_ref().map(|w| w.as_str()))
+        .bind(p.commission_plan_id.as_ref().map(|i| i.as_str()))
+        .bind(to_text(p.created_at))
+        .bind(to_text(p.updated_at))
+        .bind(opt_to_text(p.first_referral_at))
+        .execute(&mut *$tx)
+        .await
+        .map_err(map)?;
+        for c in &p.contacts {
+            sqlx::query(
+                "INSERT INTO partner_contacts (id, workspace_id, partner_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(c.id.as_str())
+            .bind($ws.as_str())
+            .bind(p.id.as_str())
+            .bind(&c.name)
+            .bind(c.email.as_str())
+            .bind(to_text(p.created_at))
+            .execute(&mut *$tx)
+            .await
+            .map_err(map)?;
+        }
+    }};
+}
+pub(crate) use insert_partner_rows;
+
+/// Inserts the rows of one account inside the transaction `$tx`.
+macro_rules! insert_account_row {
+    ($tx:expr, $ws:expr, $a:expr) => {{
+        let a: &Account = $a;
+        sqlx::query(concat!(
+            "INSERT INTO accounts (workspace_id, ",
+            $crate::records::account_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind($ws.as_str())
+        .bind(a.id.as_str())
+        .bind(&a.name)
+        .bind(a.domain.as_str())
+        .bind(a.status.as_str())
+        .bind(a.owner_email.as_ref().map(|e| e.as_str()))
+        .bind(to_text(a.created_at))
+        .bind(to_text(a.updated_at))
+        .execute(&mut *$tx)
+        .await
+        .map_err(map)?;
+        crate::referral_writes::log_name!($tx, $ws, a.id.as_str(), &a.name, true);
+    }};
+}
+pub(crate) use insert_account_row;
+
 macro_rules! partner_cols {
     () => {
         "id, name, type, status, tier, referral_code, website, commission_plan_id, created_at, updated_at, first_referral_at"
@@ -59,6 +126,8 @@ macro_rules! plan_cols {
     };
 }
 
+pub(crate) use {account_cols, partner_cols};
+
 /// The page filter shared by the partner list and its contacts query.
 macro_rules! partner_page_where {
     () => {
@@ -74,40 +143,7 @@ impl SqlStore {
     pub(crate) async fn insert_partner_(&self, ws: &WorkspaceId, p: &Partner, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            sqlx::query(concat!(
-                "INSERT INTO partners (workspace_id, ",
-                partner_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(ws.as_str())
-            .bind(p.id.as_str())
-            .bind(&p.name)
-            .bind(p.partner_type.as_str())
-            .bind(p.status.as_str())
-            .bind(p.tier.as_deref())
-            .bind(p.referral_code.as_str())
-            .bind(p.website.as_ref().map(|w| w.as_str()))
-            .bind(p.commission_plan_id.as_ref().map(|i| i.as_str()))
-            .bind(to_text(p.created_at))
-            .bind(to_text(p.updated_at))
-            .bind(opt_to_text(p.first_referral_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            for c in &p.contacts {
-                sqlx::query(
-                    "INSERT INTO partner_contacts (id, workspace_id, partner_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(c.id.as_str())
-                .bind(ws.as_str())
-                .bind(p.id.as_str())
-                .bind(&c.name)
-                .bind(c.email.as_str())
-                .bind(to_text(p.created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            }
+            insert_partner_rows!(tx, ws, p);
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })
@@ -205,19 +241,7 @@ impl SqlStore {
     pub(crate) async fn insert_account_(&self, ws: &WorkspaceId, a: &Account, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            sqlx::query(concat!("INSERT INTO accounts (workspace_id, ", account_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-                .bind(ws.as_str())
-                .bind(a.id.as_str())
-                .bind(&a.name)
-                .bind(a.domain.as_str())
-                .bind(a.status.as_str())
-                .bind(a.owner_email.as_ref().map(|e| e.as_str()))
-                .bind(to_text(a.created_at))
-                .bind(to_text(a.updated_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            crate::referral_writes::log_name!(tx, ws, a.id.as_str(), &a.name, true);
+            insert_account_row!(tx, ws, a);
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })
@@ -256,27 +280,7 @@ impl SqlStore {
     pub(crate) async fn insert_deal_(&self, ws: &WorkspaceId, d: &Deal, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            sqlx::query(concat!(
-                "INSERT INTO deals (workspace_id, ",
-                deal_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .bind(ws.as_str())
-            .bind(d.id.as_str())
-            .bind(&d.name)
-            .bind(&d.company_name)
-            .bind(d.company_domain.as_ref().map(|c| c.as_str()))
-            .bind(d.stage.as_str())
-            .bind(d.amount.minor())
-            .bind(d.amount.currency().code())
-            .bind(d.source.as_str())
-            .bind(d.owner_email.as_ref().map(|e| e.as_str()))
-            .bind(to_text(d.created_at))
-            .bind(opt_to_text(d.closed_at))
-            .bind(to_text(d.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+            crate::referral_writes::insert_deal!(tx, ws, d);
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })

@@ -161,6 +161,16 @@ impl Store for SqlStore {
         self.list_plans_(ws, page).await
     }
 
+    async fn import(&self, ws: &WorkspaceId, batch: ImportBatch) -> StoreResult<()> {
+        self.import_(ws, batch).await
+    }
+    async fn account_domains(&self, ws: &WorkspaceId) -> StoreResult<std::collections::HashSet<String>> {
+        self.account_domains_(ws).await
+    }
+    async fn partner_ids_by_contact_email(&self, ws: &WorkspaceId) -> StoreResult<std::collections::HashMap<String, PartnerId>> {
+        self.partner_ids_by_contact_email_(ws).await
+    }
+
     async fn audit_for(&self, ws: &WorkspaceId, entity_id: &str) -> StoreResult<Vec<AuditEntry>> {
         on_read!(self, |pool| {
             let rows: Vec<AuditRow> = sqlx::query_as(

@@ -39,18 +39,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Parses an optional RFC 3339 time or `YYYY-MM-DD` date (midnight UTC).
-pub fn parse_time(field: &str, input: &str) -> Result<jiff::Timestamp, FieldError> {
-    let s = input.trim();
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Ok(t);
-    }
-    s.parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp())
-        .ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time (2026-01-31T09:00:00Z) or a date (2026-01-31)"))
-}
+pub use partnerloop_domain::validation::parse_time;
 
 /// Declares a list response `{"data": [...], "next_cursor": …}` for one item type.
 macro_rules! list_of {
