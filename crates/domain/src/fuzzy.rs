@@ -22,6 +22,9 @@ pub struct NameMatch {
 pub struct NameIndex {
     /// Slot → (key, folded name); `None` once removed.
     slots: Vec<Option<(String, String)>>,
+    /// Slot → name length (saturating), to reject candidates without
+    /// touching their names.
+    lens: Vec<u8>,
     slot_of: HashMap<String, u32>,
     postings: HashMap<u32, Vec<u32>>,
     dead: usize,
@@ -68,6 +71,7 @@ impl NameIndex {
             self.postings.entry(g).or_default().push(slot);
         }
         self.slots.push(Some((key.to_owned(), folded.to_owned())));
+        self.lens.push(u8::try_from(folded.len()).unwrap_or(u8::MAX));
         self.slot_of.insert(key.to_owned(), slot);
     }
 
@@ -110,13 +114,15 @@ impl NameIndex {
         candidates.dedup();
         let lists: Vec<&Vec<u32>> = grams.iter().filter_map(|(_, g)| self.postings.get(g)).collect();
         let absent = grams.len() - lists.len();
-        let qlen = query.chars().count();
+        let qlen = query.len();
+        let max_diff = 2 + qlen / 8;
         let mut found = Vec::new();
         for slot in candidates {
-            let Some(Some((key, name))) = self.slots.get(slot as usize) else { continue };
-            if name.len().abs_diff(qlen) > 2 + qlen / 4 {
+            let len = usize::from(self.lens.get(slot as usize).copied().unwrap_or(0));
+            if len.abs_diff(qlen) > max_diff && len < usize::from(u8::MAX) {
                 continue;
             }
+            let Some(Some((key, name))) = self.slots.get(slot as usize) else { continue };
             // Posting lists are in slot order: count the lists that hold it.
             let mut misses = absent;
             for list in &lists {

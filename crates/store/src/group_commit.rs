@@ -38,14 +38,14 @@ pub(crate) struct RegisterJob {
 }
 
 /// Starts the writer task of `db`; it ends when the last sender is dropped.
-pub(crate) fn spawn(db: &Db) -> mpsc::Sender<RegisterJob> {
+pub(crate) fn spawn(db: &Db, max_batch: usize) -> mpsc::Sender<RegisterJob> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     match db {
         Db::Sqlite { write, .. } => {
-            tokio::spawn(run_sqlite(write.clone(), rx));
+            tokio::spawn(run_sqlite(write.clone(), rx, max_batch));
         }
         Db::Postgres(pool) => {
-            tokio::spawn(run_postgres(pool.clone(), rx));
+            tokio::spawn(run_postgres(pool.clone(), rx, max_batch));
         }
     }
     tx
@@ -124,10 +124,10 @@ macro_rules! register_one {
 
 macro_rules! batcher {
     ($name:ident, $pool:ty) => {
-        async fn $name(pool: $pool, mut rx: mpsc::Receiver<RegisterJob>) {
+        async fn $name(pool: $pool, mut rx: mpsc::Receiver<RegisterJob>, max_batch: usize) {
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
-                while jobs.len() < MAX_BATCH {
+                while jobs.len() < max_batch {
                     match rx.try_recv() {
                         Ok(job) => jobs.push(job),
                         Err(_) => break,

@@ -5,7 +5,7 @@ use partnerloop_app::error::StoreError;
 use partnerloop_app::matching::referral_key;
 use partnerloop_app::referrals::claim_keys;
 use partnerloop_app::store::{AuditEntry, ImportBatch, StoreResult, TimelineEvent};
-use partnerloop_domain::account::Account;
+
 use partnerloop_domain::deal::Deal;
 use partnerloop_domain::partner::Partner;
 
@@ -14,18 +14,41 @@ use partnerloop_domain::ids::{PartnerId, WorkspaceId};
 use partnerloop_domain::referral::Referral;
 
 use crate::errors::map;
-use crate::records::{insert_account_row, insert_audit, insert_partner_rows};
+use crate::records::{insert_audit, insert_partner_rows};
 use crate::referral_rows::reasons_to_json;
 use crate::referral_writes::{insert_claims, insert_deal, insert_events, log_name, write_referral};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
+/// Rows per multi-row INSERT (8 parameters each stays far below SQLite's limit).
+const CHUNK: usize = 500;
+
 impl SqlStore {
     pub(crate) async fn import_(&self, ws: &WorkspaceId, batch: ImportBatch) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            for a in &batch.accounts {
-                insert_account_row!(tx, ws, a);
+            let mut first_referrals: std::collections::HashMap<&str, jiff::Timestamp> = std::collections::HashMap::new();
+            // Accounts come by the hundred thousand: many rows per statement.
+            for chunk in batch.accounts.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO accounts (workspace_id, id, name, domain, status, owner_email, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, a| {
+                    b.push_bind(ws.as_str())
+                        .push_bind(a.id.as_str())
+                        .push_bind(a.name.as_str())
+                        .push_bind(a.domain.as_str())
+                        .push_bind(a.status.as_str())
+                        .push_bind(a.owner_email.as_ref().map(|e| e.as_str()))
+                        .push_bind(to_text(a.created_at))
+                        .push_bind(to_text(a.updated_at));
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO name_index_log (workspace_id, entity_id, name, active) ");
+                q.push_values(chunk, |mut b, a| {
+                    b.push_bind(ws.as_str()).push_bind(a.id.as_str()).push_bind(a.name.as_str()).push_bind(true);
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
             }
             for p in &batch.partners {
                 insert_partner_rows!(tx, ws, p);
@@ -45,12 +68,16 @@ impl SqlStore {
                 }
                 let events: &[TimelineEvent] = &r.events;
                 insert_events!(tx, ws, referral.id, events);
+                let first = first_referrals.entry(referral.partner_id.as_str()).or_insert(referral.created_at);
+                *first = (*first).min(referral.created_at);
+            }
+            for (partner, at) in first_referrals {
                 sqlx::query(
                     "UPDATE partners SET first_referral_at = $1 WHERE workspace_id = $2 AND id = $3 AND (first_referral_at IS NULL OR first_referral_at > $1)",
                 )
-                .bind(to_text(referral.created_at))
+                .bind(to_text(at))
                 .bind(ws.as_str())
-                .bind(referral.partner_id.as_str())
+                .bind(partner)
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;

@@ -61,11 +61,18 @@ pub struct StoreOptions {
     /// Connections per process (PostgreSQL pool; SQLite read pool).
     pub max_connections: u32,
     pub busy_timeout: Duration,
+    /// Most registrations stored in one group commit (1 turns grouping off).
+    pub group_commit_max: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sqlite_synchronous: SqliteSync::Full, max_connections: 8, busy_timeout: Duration::from_secs(5) }
+        Self {
+            sqlite_synchronous: SqliteSync::Full,
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+            group_commit_max: group_commit::MAX_BATCH,
+        }
     }
 }
 
@@ -153,7 +160,7 @@ impl SqlStore {
                 Db::Postgres(pool)
             }
         };
-        let registrations = group_commit::spawn(&db);
+        let registrations = group_commit::spawn(&db, options.group_commit_max.max(1));
         Ok(Self { db, registrations })
     }
 

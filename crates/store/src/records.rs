@@ -103,7 +103,6 @@ macro_rules! insert_account_row {
         crate::referral_writes::log_name!($tx, $ws, a.id.as_str(), &a.name, true);
     }};
 }
-pub(crate) use insert_account_row;
 
 macro_rules! partner_cols {
     () => {
