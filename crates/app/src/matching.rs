@@ -6,7 +6,7 @@
 //! domain and email conflicts never depend on this index).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use partnerloop_domain::fuzzy::{NameIndex, NameMatch};
 use partnerloop_domain::ids::WorkspaceId;
@@ -24,7 +24,8 @@ struct WorkspaceIndex {
 
 #[derive(Default)]
 pub struct NameMatcher {
-    workspaces: Mutex<HashMap<WorkspaceId, WorkspaceIndex>>,
+    /// Searches share a read lock; only applying new log entries writes.
+    workspaces: RwLock<HashMap<WorkspaceId, WorkspaceIndex>>,
 }
 
 impl NameMatcher {
@@ -33,7 +34,7 @@ impl NameMatcher {
     }
 
     fn last_seq(&self, ws: &WorkspaceId) -> i64 {
-        self.workspaces.lock().map(|m| m.get(ws).map_or(0, |w| w.last_seq)).unwrap_or(0)
+        self.workspaces.read().map(|m| m.get(ws).map_or(0, |w| w.last_seq)).unwrap_or(0)
     }
 
     /// Applies every log entry newer than what this index has seen.
@@ -42,7 +43,10 @@ impl NameMatcher {
             let after = self.last_seq(ws);
             let entries = store.name_log_since(ws, after, LOG_PAGE).await?;
             let count = entries.len();
-            if let Ok(mut map) = self.workspaces.lock() {
+            if count == 0 && self.workspaces.read().is_ok_and(|m| m.contains_key(ws)) {
+                return Ok(());
+            }
+            if let Ok(mut map) = self.workspaces.write() {
                 let w = map.entry(ws.clone()).or_default();
                 for e in entries {
                     if e.seq <= w.last_seq {
@@ -75,7 +79,7 @@ impl NameMatcher {
         let folded = fold_company_name(name);
         Ok(self
             .workspaces
-            .lock()
+            .read()
             .map(|m| m.get(ws).map(|w| w.index.search(&folded, threshold, limit)).unwrap_or_default())
             .unwrap_or_default())
     }

@@ -162,5 +162,46 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
         .await)?;
     }
 
+    // A few registrations through the real rules: one approved and moving
+    // through the pipeline, one waiting for review (the sales team already
+    // works Soylent), one rejected (Initech is a customer).
+    let matcher = partnerloop_app::matching::NameMatcher::new();
+    let partners =
+        store.list_partners(&ws.id, &PartnerFilter::default(), &Page { limit: 10, after: None }).await.context("cannot read partners")?;
+    let registrations = [
+        (
+            0,
+            "Globex Corporation",
+            "globex.example",
+            "Hank Scorpio",
+            "hank@globex.example",
+            "Replacing spreadsheets; budget approved for Q1",
+        ),
+        (1, "Soylent", "soylent.example", "Sol Green", "sol@soylent.example", "Met at a trade show"),
+        (2, "Initech", "initech.example", "Bill Lumbergh", "bill@initech.example", "Wants the premium tier"),
+        (1, "Pied Piper", "piedpiper.example", "Richard Hendricks", "richard@piedpiper.example", "Compression startup, series A"),
+    ];
+    for (i, company, domain, contact, email, context) in registrations {
+        let partner = &partners.items[i];
+        let pctx = Ctx::new(ws.id.clone(), partnerloop_app::Actor::Partner { partner_id: partner.id.clone(), key_id: None }, now);
+        let input = partnerloop_app::referrals::ReferralForCreate {
+            partner_id: None,
+            company_name: company.into(),
+            company_domain: Some(field(CompanyDomain::parse("domain", domain))?),
+            contact_name: contact.into(),
+            contact_email: field(Email::parse("email", email))?,
+            contact_title: None,
+            context: Some(context.into()),
+            estimated_value: Some(Money::from_minor(2_400_000, usd)),
+            channel: partnerloop_domain::referral::Channel::Api,
+        };
+        let registered = app(partnerloop_app::referrals::register(store, &matcher, &pctx, input).await)?;
+        if let partnerloop_app::store::Registered::Created(r) = registered
+            && company == "Globex Corporation"
+        {
+            app(partnerloop_app::referrals::change_stage(store, &ctx, &r.id, Stage::Proposal, None).await)?;
+        }
+    }
+
     app(partnerloop_app::auth::create_admin_key(store, &ctx, Some("demo")).await)
 }

@@ -2,13 +2,18 @@
 //!
 //! Names are indexed in their folded form (see `names`). A search never
 //! scans every name: one deleted, inserted or transposed character leaves
-//! a name without at most four of the query's trigrams, so candidates come
-//! from the posting lists of the query's five rarest trigrams only, and a
-//! candidate must be in all but four of the query's lists (checked by
-//! binary search: lists are kept in insertion order). Candidates are then
+//! a name without at most four of the query's trigrams, so a search counts
+//! occurrences over the posting lists of the query's rarest trigrams (up to
+//! twelve) and keeps the names found in all but four of them. Candidates are then
 //! scored (see [`similarity`]; 1.0 = identical) and kept above a threshold.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+
+thread_local! {
+    /// Per-thread scratch counters of a search, one per slot, all zero between searches.
+    static COUNTS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One match: the indexed key, its folded name and the similarity score.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,42 +110,47 @@ impl NameIndex {
         let mut grams: Vec<(usize, u32)> = trigrams(query).into_iter().map(|g| (self.postings.get(&g).map_or(0, Vec::len), g)).collect();
         grams.sort_unstable();
         // A name one slip away (a deleted, inserted or transposed character)
-        // lacks at most four of the query's trigrams, so it is in one of the
-        // five rarest posting lists, and in all but four lists overall.
-        let allowed_misses = 4.min(grams.len().saturating_sub(1));
-        let probe = (allowed_misses + 1).min(grams.len());
-        let mut candidates: Vec<u32> = grams[..probe].iter().filter_map(|(_, g)| self.postings.get(g)).flatten().copied().collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        let lists: Vec<&Vec<u32>> = grams.iter().filter_map(|(_, g)| self.postings.get(g)).collect();
-        let absent = grams.len() - lists.len();
+        // lacks at most four of the query's trigrams. Count, for every name,
+        // in how many of the query's rarest lists it appears (a counter per
+        // slot, touched only through the lists), and keep the names that
+        // appear in all but four of them.
+        const ALLOWED_MISSES: usize = 4;
+        let consult = grams.len().min(12);
+        let must_share = consult.saturating_sub(ALLOWED_MISSES).max(1);
         let qlen = query.len();
         let max_diff = 2 + qlen / 8;
         let mut found = Vec::new();
-        for slot in candidates {
-            let len = usize::from(self.lens.get(slot as usize).copied().unwrap_or(0));
-            if len.abs_diff(qlen) > max_diff && len < usize::from(u8::MAX) {
-                continue;
+        COUNTS.with_borrow_mut(|counts| {
+            if counts.len() < self.slots.len() {
+                counts.resize(self.slots.len(), 0);
             }
-            let Some(Some((key, name))) = self.slots.get(slot as usize) else { continue };
-            // Posting lists are in slot order: count the lists that hold it.
-            let mut misses = absent;
-            for list in &lists {
-                if list.binary_search(&slot).is_err() {
-                    misses += 1;
-                    if misses > allowed_misses {
-                        break;
+            let mut touched: Vec<u32> = Vec::new();
+            for (_, g) in &grams[..consult] {
+                for &slot in self.postings.get(g).map(Vec::as_slice).unwrap_or_default() {
+                    let c = &mut counts[slot as usize];
+                    if *c == 0 {
+                        touched.push(slot);
                     }
+                    *c = c.saturating_add(1);
                 }
             }
-            if misses > allowed_misses {
-                continue;
+            for &slot in &touched {
+                let shared = usize::from(counts[slot as usize]);
+                counts[slot as usize] = 0;
+                if shared < must_share {
+                    continue;
+                }
+                let len = usize::from(self.lens.get(slot as usize).copied().unwrap_or(0));
+                if len.abs_diff(qlen) > max_diff && len < usize::from(u8::MAX) {
+                    continue;
+                }
+                let Some(Some((key, name))) = self.slots.get(slot as usize) else { continue };
+                let score = similarity(query, name);
+                if score >= threshold {
+                    found.push(NameMatch { key: key.clone(), name: name.clone(), score });
+                }
             }
-            let score = similarity(query, name);
-            if score >= threshold {
-                found.push(NameMatch { key: key.clone(), name: name.clone(), score });
-            }
-        }
+        });
         found.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.key.cmp(&b.key)));
         found.truncate(limit);
         found
