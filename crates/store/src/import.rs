@@ -16,7 +16,7 @@ use partnerloop_domain::referral::Referral;
 use crate::errors::map;
 use crate::records::{insert_audit, insert_partner_rows};
 use crate::referral_rows::reasons_to_json;
-use crate::referral_writes::{insert_claims, insert_deal, insert_events, log_name, write_referral};
+use crate::referral_writes::{insert_claims, insert_deal, log_name};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
@@ -56,20 +56,88 @@ impl SqlStore {
             for d in &batch.deals {
                 insert_deal!(tx, ws, d);
             }
-            for r in &batch.referrals {
-                if let Some(d) = &r.deal {
-                    insert_deal!(tx, ws, d);
+            // Historic referrals, their deals and timelines: many rows per statement.
+            for chunk in batch.referrals.chunks(CHUNK / 2) {
+                let deals: Vec<&Deal> = chunk.iter().filter_map(|r| r.deal.as_ref()).collect();
+                if !deals.is_empty() {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO deals (workspace_id, id, name, company_name, company_domain, stage, amount_minor, currency, source, owner_email, created_at, closed_at, updated_at) ",
+                    );
+                    q.push_values(&deals, |mut b, d| {
+                        b.push_bind(ws.as_str())
+                            .push_bind(d.id.as_str())
+                            .push_bind(d.name.as_str())
+                            .push_bind(d.company_name.as_str())
+                            .push_bind(d.company_domain.as_ref().map(|c| c.as_str()))
+                            .push_bind(d.stage.as_str())
+                            .push_bind(d.amount.minor())
+                            .push_bind(d.amount.currency().code())
+                            .push_bind(d.source.as_str())
+                            .push_bind(d.owner_email.as_ref().map(|e| e.as_str()))
+                            .push_bind(to_text(d.created_at))
+                            .push_bind(opt_to_text(d.closed_at))
+                            .push_bind(to_text(d.updated_at));
+                    });
+                    q.build().execute(&mut *tx).await.map_err(map)?;
                 }
-                let referral: &Referral = &r.referral;
-                write_referral!(insert, tx, ws, referral);
-                if r.claim {
-                    insert_claims!(tx, ws, referral)?;
-                    log_name!(tx, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
+                let mut q =
+                    sqlx::QueryBuilder::new(concat!("INSERT INTO referrals (workspace_id, ", crate::referral_rows::referral_cols!(), ") "));
+                q.push_values(chunk, |mut b, r| {
+                    let r = &r.referral;
+                    b.push_bind(ws.as_str())
+                        .push_bind(r.id.as_str())
+                        .push_bind(r.partner_id.as_str())
+                        .push_bind(r.status.as_str())
+                        .push_bind(r.channel.as_str())
+                        .push_bind(r.company_name.as_str())
+                        .push_bind(r.company_domain.as_str())
+                        .push_bind(r.contact_name.as_str())
+                        .push_bind(r.contact_email.as_str())
+                        .push_bind(r.contact_title.as_deref())
+                        .push_bind(r.context.as_deref())
+                        .push_bind(r.estimated_value.map(|m| m.minor()))
+                        .push_bind(r.estimated_value.map(|m| m.currency().code().to_owned()))
+                        .push_bind(r.decision.outcome.as_str())
+                        .push_bind(reasons_to_json(&r.decision.reasons))
+                        .push_bind(to_text(r.decision.decided_at))
+                        .push_bind(r.decision.decided_by.as_str())
+                        .push_bind(opt_to_text(r.protection.map(|p| p.starts_at)))
+                        .push_bind(opt_to_text(r.protection.map(|p| p.expires_at)))
+                        .push_bind(r.stage.map(|s| s.as_str()))
+                        .push_bind(r.deal_id.as_ref().map(|d| d.as_str()))
+                        .push_bind(r.amount.map(|m| m.minor()))
+                        .push_bind(r.amount.map(|m| m.currency().code().to_owned()))
+                        .push_bind(opt_to_text(r.closed_at))
+                        .push_bind(r.dispute.map(|d| d.as_str()))
+                        .push_bind(to_text(r.created_at))
+                        .push_bind(to_text(r.updated_at));
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
+                let events: Vec<(&Referral, usize, &TimelineEvent)> =
+                    chunk.iter().flat_map(|r| r.events.iter().enumerate().map(move |(n, e)| (&r.referral, n, e))).collect();
+                if !events.is_empty() {
+                    let mut q =
+                        sqlx::QueryBuilder::new("INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) ");
+                    q.push_values(&events, |mut b, (r, n, e)| {
+                        b.push_bind(format!("{}_{n:03}", partnerloop_app::ids::event_id(e.at)))
+                            .push_bind(ws.as_str())
+                            .push_bind(r.id.as_str())
+                            .push_bind(to_text(e.at))
+                            .push_bind(e.kind.as_str())
+                            .push_bind(e.actor.as_str())
+                            .push_bind(e.summary.as_str());
+                    });
+                    q.build().execute(&mut *tx).await.map_err(map)?;
                 }
-                let events: &[TimelineEvent] = &r.events;
-                insert_events!(tx, ws, referral.id, events);
-                let first = first_referrals.entry(referral.partner_id.as_str()).or_insert(referral.created_at);
-                *first = (*first).min(referral.created_at);
+                for r in chunk {
+                    let referral: &Referral = &r.referral;
+                    if r.claim {
+                        insert_claims!(tx, ws, referral)?;
+                        log_name!(tx, ws, referral_key(referral.partner_id.as_str(), referral.id.as_str()), &referral.company_name, true);
+                    }
+                    let first = first_referrals.entry(referral.partner_id.as_str()).or_insert(referral.created_at);
+                    *first = (*first).min(referral.created_at);
+                }
             }
             for (partner, at) in first_referrals {
                 sqlx::query(
