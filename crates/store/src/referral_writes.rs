@@ -87,11 +87,16 @@ macro_rules! insert_deal {
 
 /// Claims the referral's keys, first dropping claims of the same keys whose
 /// protection has already ended (their referral is not active any more).
+/// Claims the referral's keys, first dropping claims of the same keys
+/// whose protection has already ended (their referral is not active any
+/// more). A key held by an active claim fails the insert on the unique
+/// index `protection_claims_key_uq` — the database, not this code, decides
+/// who was first.
 macro_rules! insert_claims {
     ($tx:expr, $ws:expr, $r:expr) => {{
         let r: &Referral = $r;
         let keys = claim_keys(r.company_domain.as_str(), r.contact_email.as_str());
-        let expires = r.protection.map(|p| p.expires_at).unwrap_or(r.updated_at);
+        let expires = to_text(r.protection.map(|p| p.expires_at).unwrap_or(r.updated_at));
         sqlx::query("DELETE FROM protection_claims WHERE workspace_id = $1 AND match_key IN ($2, $3, $4) AND expires_at <= $5")
             .bind($ws.as_str())
             .bind(crate::referral_rows::nth_key(&keys, 0))
@@ -101,45 +106,37 @@ macro_rules! insert_claims {
             .execute(&mut *$tx)
             .await
             .map_err(map)?;
-        let mut result: Result<(), StoreError> = Ok(());
-        for key in &keys {
-            if let Err(e) = sqlx::query(
-                "INSERT INTO protection_claims (workspace_id, match_key, referral_id, partner_id, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind($ws.as_str())
-            .bind(key)
-            .bind(r.id.as_str())
-            .bind(r.partner_id.as_str())
-            .bind(to_text(expires))
-            .execute(&mut *$tx)
-            .await
-            {
-                result = Err(map(e));
-                break;
-            }
-        }
-        result
+        let mut q =
+            sqlx::QueryBuilder::new("INSERT INTO protection_claims (workspace_id, match_key, referral_id, partner_id, expires_at) ");
+        q.push_values(&keys, |mut b, key| {
+            b.push_bind($ws.as_str())
+                .push_bind(key.as_str())
+                .push_bind(r.id.as_str())
+                .push_bind(r.partner_id.as_str())
+                .push_bind(expires.as_str());
+        });
+        let inserted: Result<(), StoreError> = q.build().execute(&mut *$tx).await.map(|_| ()).map_err(map);
+        inserted
     }};
 }
 
 macro_rules! insert_events {
     ($tx:expr, $ws:expr, $referral_id:expr, $events:expr) => {{
         let events: &[TimelineEvent] = $events;
-        let base = partnerloop_app::ids::event_id(events.first().map(|e| e.at).unwrap_or_else(jiff::Timestamp::now));
-        for (n, e) in events.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(format!("{base}_{n:03}"))
-            .bind($ws.as_str())
-            .bind($referral_id.as_str())
-            .bind(to_text(e.at))
-            .bind(&e.kind)
-            .bind(&e.actor)
-            .bind(&e.summary)
-            .execute(&mut *$tx)
-            .await
-            .map_err(map)?;
+        if !events.is_empty() {
+            // One id base per write keeps a write's events in order.
+            let base = partnerloop_app::ids::event_id(events[0].at);
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO referral_events (id, workspace_id, referral_id, at, kind, actor, summary) ");
+            q.push_values(events.iter().enumerate(), |mut b, (n, e)| {
+                b.push_bind(format!("{base}_{n:03}"))
+                    .push_bind($ws.as_str())
+                    .push_bind($referral_id.as_str())
+                    .push_bind(to_text(e.at))
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.actor.as_str())
+                    .push_bind(e.summary.as_str());
+            });
+            q.build().execute(&mut *$tx).await.map_err(map)?;
         }
     }};
 }
