@@ -286,7 +286,7 @@ impl SqlStore {
                  SELECT 'account', id, name, status, domain FROM accounts WHERE workspace_id = $1 AND domain IN ($6, $7)
                  UNION ALL
                  SELECT 'deal', id, '', '', '' FROM (SELECT id FROM deals WHERE workspace_id = $1 AND company_domain IN ($6, $7)
-                   AND source = 'direct' AND stage NOT IN ('closed_won', 'closed_lost') ORDER BY id LIMIT 10) AS open_deals",
+                   AND source = 'direct' AND stage NOT IN ('closed_won', 'closed_lost') LIMIT 10) AS open_deals",
             )
             .bind(ws.as_str())
             .bind(nth_key(keys, 0))
