@@ -30,6 +30,7 @@ mod records;
 mod referral_rows;
 mod referral_writes;
 mod rows;
+mod settings_cache;
 mod store_impl;
 mod time;
 
@@ -85,6 +86,9 @@ pub(crate) enum Db {
 pub struct SqlStore {
     pub(crate) db: Db,
     pub(crate) registrations: tokio::sync::mpsc::Sender<group_commit::RegisterJob>,
+    pub(crate) rules_cache: settings_cache::TtlCache<String, partnerloop_domain::rules::Rules>,
+    pub(crate) labels_cache: settings_cache::TtlCache<String, std::collections::BTreeMap<String, String>>,
+    pub(crate) workspace_cache: settings_cache::TtlCache<String, partnerloop_app::store::Workspace>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that serves reads.
@@ -164,7 +168,13 @@ impl SqlStore {
             }
         };
         let registrations = group_commit::spawn(&db, options.group_commit_max.max(1));
-        Ok(Self { db, registrations })
+        Ok(Self {
+            db,
+            registrations,
+            rules_cache: settings_cache::TtlCache::new(),
+            labels_cache: settings_cache::TtlCache::new(),
+            workspace_cache: settings_cache::TtlCache::new(),
+        })
     }
 
     /// Applies pending migrations. Safe to run from several processes at

@@ -63,14 +63,19 @@ impl Store for SqlStore {
     }
 
     async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Workspace> {
-        on_read!(self, |pool| {
+        if let Some(w) = self.workspace_cache.get(&id.to_string()) {
+            return Ok(w);
+        }
+        let w: Workspace = on_read!(self, |pool| {
             let row: WorkspaceRow = sqlx::query_as("SELECT id, slug, name, currency, created_at FROM workspaces WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_one(pool)
                 .await
                 .map_err(map)?;
-            row.try_into()
-        })
+            Workspace::try_from(row)?
+        });
+        self.workspace_cache.put(id.to_string(), w.clone());
+        Ok(w)
     }
 
     async fn instance_setting_or_init(&self, name: &str, init: String) -> StoreResult<String> {
@@ -187,14 +192,19 @@ impl Store for SqlStore {
     }
 
     async fn stage_labels(&self, ws: &WorkspaceId) -> StoreResult<std::collections::BTreeMap<String, String>> {
-        on_read!(self, |pool| {
+        if let Some(l) = self.labels_cache.get(&ws.to_string()) {
+            return Ok(l);
+        }
+        let labels: std::collections::BTreeMap<String, String> = on_read!(self, |pool| {
             let rows: Vec<(String, String)> = sqlx::query_as("SELECT stage, label FROM stage_labels WHERE workspace_id = $1")
                 .bind(ws.as_str())
                 .fetch_all(pool)
                 .await
                 .map_err(map)?;
-            Ok(rows.into_iter().collect())
-        })
+            rows.into_iter().collect()
+        });
+        self.labels_cache.put(ws.to_string(), labels.clone());
+        Ok(labels)
     }
 
     async fn put_stage_labels(
@@ -203,28 +213,25 @@ impl Store for SqlStore {
         labels: &std::collections::BTreeMap<String, String>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        on_write!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map)?;
-            sqlx::query("DELETE FROM stage_labels WHERE workspace_id = $1").bind(ws.as_str()).execute(&mut *tx).await.map_err(map)?;
-            for (stage, label) in labels {
-                sqlx::query("INSERT INTO stage_labels (workspace_id, stage, label) VALUES ($1, $2, $3)")
-                    .bind(ws.as_str())
-                    .bind(stage)
-                    .bind(label)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map)?;
-            }
-            insert_audit!(tx, ws, audit);
-            tx.commit().await.map_err(map)
-        })
+        self.labels_cache.forget(&ws.to_string());
+        let result = self.put_stage_labels_(ws, labels, audit).await;
+        self.labels_cache.forget(&ws.to_string());
+        result
     }
 
     async fn rules(&self, ws: &WorkspaceId) -> StoreResult<Rules> {
-        self.rules_(ws).await
+        if let Some(r) = self.rules_cache.get(&ws.to_string()) {
+            return Ok(r);
+        }
+        let rules = self.rules_(ws).await?;
+        self.rules_cache.put(ws.to_string(), rules.clone());
+        Ok(rules)
     }
     async fn put_rules(&self, ws: &WorkspaceId, rules: &Rules, audit: &AuditEntry) -> StoreResult<()> {
-        self.put_rules_(ws, rules, audit).await
+        self.rules_cache.forget(&ws.to_string());
+        let result = self.put_rules_(ws, rules, audit).await;
+        self.rules_cache.forget(&ws.to_string());
+        result
     }
     async fn conflict_evidence(&self, ws: &WorkspaceId, partner: &PartnerId, keys: &[String], now: Timestamp) -> StoreResult<Conflicts> {
         self.conflict_evidence_(ws, partner, keys, now).await
@@ -268,5 +275,30 @@ impl Store for SqlStore {
     }
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
         self.release_(scope, key).await
+    }
+}
+
+impl SqlStore {
+    async fn put_stage_labels_(
+        &self,
+        ws: &WorkspaceId,
+        labels: &std::collections::BTreeMap<String, String>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query("DELETE FROM stage_labels WHERE workspace_id = $1").bind(ws.as_str()).execute(&mut *tx).await.map_err(map)?;
+            for (stage, label) in labels {
+                sqlx::query("INSERT INTO stage_labels (workspace_id, stage, label) VALUES ($1, $2, $3)")
+                    .bind(ws.as_str())
+                    .bind(stage)
+                    .bind(label)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
     }
 }
