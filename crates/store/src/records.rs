@@ -127,6 +127,45 @@ macro_rules! plan_cols {
 
 pub(crate) use {account_cols, partner_cols};
 
+/// One record of `$table` by workspace and id, decoded through `$row`.
+macro_rules! fetch_by_id {
+    ($self:expr, $row:ty, $cols:expr, $table:literal, $ws:expr, $id:expr) => {
+        $crate::on_read!($self, |pool| {
+            let row: $row = sqlx::query_as(concat!("SELECT ", $cols, " FROM ", $table, " WHERE workspace_id = $1 AND id = $2"))
+                .bind($ws.as_str())
+                .bind($id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err($crate::errors::map)?;
+            row.try_into()
+        })
+    };
+}
+pub(crate) use fetch_by_id;
+
+/// One page of `$table` in id order, decoded through `$row` into `$record`.
+macro_rules! fetch_page {
+    ($self:expr, $row:ty, $record:ty, $cols:expr, $table:literal, $ws:expr, $page:expr) => {
+        $crate::on_read!($self, |pool| {
+            let rows: Vec<$row> = sqlx::query_as(concat!(
+                "SELECT ",
+                $cols,
+                " FROM ",
+                $table,
+                " WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .bind($ws.as_str())
+            .bind($page.after.as_deref())
+            .bind(i64::from($page.limit) + 1)
+            .fetch_all(pool)
+            .await
+            .map_err($crate::errors::map)?;
+            let items = rows.into_iter().map(<$record>::try_from).collect::<Result<Vec<_>, _>>()?;
+            Ok(Paged::from_rows(items, $page.limit, |r: &$record| r.id.to_string()))
+        })
+    };
+}
+
 /// The page filter shared by the partner list and its contacts query.
 macro_rules! partner_page_where {
     () => {
@@ -247,33 +286,11 @@ impl SqlStore {
     }
 
     pub(crate) async fn account_(&self, ws: &WorkspaceId, id: &AccountId) -> StoreResult<Account> {
-        on_read!(self, |pool| {
-            let row: AccountRow = sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts WHERE workspace_id = $1 AND id = $2"))
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-                .map_err(map)?;
-            row.try_into()
-        })
+        fetch_by_id!(self, AccountRow, account_cols!(), "accounts", ws, id)
     }
 
     pub(crate) async fn list_accounts_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Account>> {
-        on_read!(self, |pool| {
-            let rows: Vec<AccountRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                account_cols!(),
-                " FROM accounts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-            ))
-            .bind(ws.as_str())
-            .bind(page.after.as_deref())
-            .bind(page_limit(page))
-            .fetch_all(pool)
-            .await
-            .map_err(map)?;
-            let items = rows.into_iter().map(Account::try_from).collect::<Result<Vec<_>, _>>()?;
-            Ok(Paged::from_rows(items, page.limit, |a| a.id.to_string()))
-        })
+        fetch_page!(self, AccountRow, Account, account_cols!(), "accounts", ws, page)
     }
 
     pub(crate) async fn insert_deal_(&self, ws: &WorkspaceId, d: &Deal, audit: &AuditEntry) -> StoreResult<()> {
@@ -286,33 +303,11 @@ impl SqlStore {
     }
 
     pub(crate) async fn deal_(&self, ws: &WorkspaceId, id: &DealId) -> StoreResult<Deal> {
-        on_read!(self, |pool| {
-            let row: DealRow = sqlx::query_as(concat!("SELECT ", deal_cols!(), " FROM deals WHERE workspace_id = $1 AND id = $2"))
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-                .map_err(map)?;
-            row.try_into()
-        })
+        fetch_by_id!(self, DealRow, deal_cols!(), "deals", ws, id)
     }
 
     pub(crate) async fn list_deals_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Deal>> {
-        on_read!(self, |pool| {
-            let rows: Vec<DealRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                deal_cols!(),
-                " FROM deals WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-            ))
-            .bind(ws.as_str())
-            .bind(page.after.as_deref())
-            .bind(page_limit(page))
-            .fetch_all(pool)
-            .await
-            .map_err(map)?;
-            let items = rows.into_iter().map(Deal::try_from).collect::<Result<Vec<_>, _>>()?;
-            Ok(Paged::from_rows(items, page.limit, |d| d.id.to_string()))
-        })
+        fetch_page!(self, DealRow, Deal, deal_cols!(), "deals", ws, page)
     }
 
     pub(crate) async fn insert_plan_(&self, ws: &WorkspaceId, p: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()> {
@@ -362,33 +357,10 @@ impl SqlStore {
     }
 
     pub(crate) async fn plan_(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan> {
-        on_read!(self, |pool| {
-            let row: PlanRow =
-                sqlx::query_as(concat!("SELECT ", plan_cols!(), " FROM commission_plans WHERE workspace_id = $1 AND id = $2"))
-                    .bind(ws.as_str())
-                    .bind(id.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .map_err(map)?;
-            row.try_into()
-        })
+        fetch_by_id!(self, PlanRow, plan_cols!(), "commission_plans", ws, id)
     }
 
     pub(crate) async fn list_plans_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
-        on_read!(self, |pool| {
-            let rows: Vec<PlanRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                plan_cols!(),
-                " FROM commission_plans WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-            ))
-            .bind(ws.as_str())
-            .bind(page.after.as_deref())
-            .bind(page_limit(page))
-            .fetch_all(pool)
-            .await
-            .map_err(map)?;
-            let items = rows.into_iter().map(CommissionPlan::try_from).collect::<Result<Vec<_>, _>>()?;
-            Ok(Paged::from_rows(items, page.limit, |p| p.id.to_string()))
-        })
+        fetch_page!(self, PlanRow, CommissionPlan, plan_cols!(), "commission_plans", ws, page)
     }
 }

@@ -136,6 +136,14 @@ impl TryFrom<ReferralRow> for Referral {
     }
 }
 
+/// An expired-protection candidate: a referral and its workspace.
+#[derive(sqlx::FromRow)]
+struct LapsedRow {
+    workspace_id: String,
+    #[sqlx(flatten)]
+    referral: ReferralRow,
+}
+
 #[derive(sqlx::FromRow)]
 struct RulesRow {
     protection_days: i32,
@@ -329,16 +337,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn referral_(&self, ws: &WorkspaceId, id: &ReferralId) -> StoreResult<Referral> {
-        on_read!(self, |pool| {
-            let row: ReferralRow =
-                sqlx::query_as(concat!("SELECT ", referral_cols!(), " FROM referrals WHERE workspace_id = $1 AND id = $2"))
-                    .bind(ws.as_str())
-                    .bind(id.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .map_err(map)?;
-            row.try_into()
-        })
+        crate::records::fetch_by_id!(self, ReferralRow, referral_cols!(), "referrals", ws, id)
     }
 
     pub(crate) async fn list_referrals_(&self, ws: &WorkspaceId, f: &ReferralFilter, page: &Page) -> StoreResult<Paged<Referral>> {
@@ -380,22 +379,17 @@ impl SqlStore {
 
     pub(crate) async fn lapsed_referrals_(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, Referral)>> {
         on_read!(self, |pool| {
-            let ids: Vec<(String, String)> = sqlx::query_as(
-                "SELECT workspace_id, id FROM referrals WHERE status = 'approved' AND protection_expires_at <= $1
-                 ORDER BY protection_expires_at LIMIT $2",
-            )
+            let rows: Vec<LapsedRow> = sqlx::query_as(concat!(
+                "SELECT workspace_id, ",
+                referral_cols!(),
+                " FROM referrals WHERE status = 'approved' AND protection_expires_at <= $1 ORDER BY protection_expires_at LIMIT $2"
+            ))
             .bind(to_text(now))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for (ws, id) in ids {
-                let ws = WorkspaceId::from_string(ws);
-                let r = self.referral_(&ws, &ReferralId::from_string(id)).await?;
-                out.push((ws, r));
-            }
-            Ok(out)
+            rows.into_iter().map(|r| Ok((WorkspaceId::from_string(r.workspace_id), Referral::try_from(r.referral)?))).collect()
         })
     }
 
