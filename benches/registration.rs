@@ -347,7 +347,7 @@ async fn main() {
         let server_store = Arc::new(SqlStore::connect(&url, &options).await.expect("open"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = partnerloop_web::router(partnerloop_web::AppState::new(server_store));
+        let router = partnerloop_web::router(partnerloop_web::AppState::new(server_store, "bench-secret-key-bench-secret-key"));
         tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
         let client = reqwest::Client::builder().pool_max_idle_per_host(connections * 2).build().unwrap();
         let warm = register(&client, &base, &tokens[0], format!("warmup{max_batch}")).await;

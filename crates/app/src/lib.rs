@@ -11,13 +11,17 @@ pub mod ctx;
 pub mod deals;
 pub mod error;
 pub mod ids;
+pub mod commissions;
 pub mod import;
+pub mod ledger;
 pub mod matching;
 pub mod partners;
+pub mod payouts;
 pub mod pipeline;
 pub mod plans;
 pub mod referrals;
 pub mod rules;
+pub mod sealing;
 pub mod store;
 pub mod workspaces;
 

@@ -12,6 +12,10 @@ use partnerloop_domain::referral::{Outcome, Reason, Referral, ReferralId, Referr
 use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 
 use crate::error::StoreError;
+use crate::ledger::{
+    Balance, CommissionFilter, LedgerEntry, LedgerWrite, NewPayout, Payout, PayoutCreated, SealedPayoutDetails, SealedPayoutSettings,
+};
+use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -213,6 +217,9 @@ pub struct ReferralChange {
     pub customer_account: Option<Account>,
     pub events: Vec<TimelineEvent>,
     pub audit: AuditEntry,
+    /// Commissions booked or reversed by this change (a win accrues, a
+    /// deal leaving won takes its commission back), entries by the audit's actor.
+    pub ledger: Vec<LedgerWrite>,
 }
 
 #[async_trait]
@@ -303,4 +310,42 @@ pub trait Store: Send + Sync + 'static {
     async fn save_idempotent_response(&self, scope: &str, key: &str, response: &SavedResponse) -> StoreResult<()>;
     /// Frees a claimed key whose request failed on our side, so it may be retried.
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+
+    /// The workspace's default commission plan, if it has one.
+    async fn default_plan(&self, ws: &WorkspaceId) -> StoreResult<Option<CommissionPlan>>;
+    async fn commission(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Commission>;
+    /// Commissions in id order; `filter.status` is judged as of `now`.
+    async fn list_commissions(&self, ws: &WorkspaceId, filter: &CommissionFilter, now: Timestamp, page: &Page) -> StoreResult<Paged<Commission>>;
+    /// The ledger entries of one commission, oldest first.
+    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>>;
+    /// The adjustment that corrects a paid commission, if any.
+    async fn adjustment_of(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Option<CommissionId>>;
+    /// Applies ledger writes outside a referral change (a reversal by
+    /// hand), with their entries and the audit row, at `audit.at` by `audit.actor`.
+    async fn write_ledger(&self, ws: &WorkspaceId, writes: Vec<LedgerWrite>, audit: &AuditEntry) -> StoreResult<()>;
+    /// Makes pending commissions whose hold ended at or before `now`
+    /// payable (any workspace, or one), with their entries; up to `limit`
+    /// per call. Returns how many moved.
+    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64>;
+    /// A partner's balances per currency as of `now`.
+    async fn partner_balances(&self, ws: &WorkspaceId, partner: &PartnerId, now: Timestamp) -> StoreResult<Vec<Balance>>;
+
+    async fn put_payout_details(&self, ws: &WorkspaceId, details: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()>;
+    async fn payout_details(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>>;
+    async fn put_payout_settings(&self, ws: &WorkspaceId, settings: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()>;
+    async fn payout_settings(&self, ws: &WorkspaceId) -> StoreResult<Option<SealedPayoutSettings>>;
+
+    /// Makes a draft batch of every partner's payable, unbatched
+    /// commissions in the currency whose net balance is at least the
+    /// minimum and who has payout details; one transaction.
+    async fn create_payout(&self, ws: &WorkspaceId, new: &NewPayout, audit: &AuditEntry) -> StoreResult<PayoutCreated>;
+    async fn payout(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Payout>;
+    async fn list_payouts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Payout>>;
+    /// The commissions of a batch per partner, in id order.
+    async fn payout_commission_ids(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>>;
+    /// A draft batch becomes paid, and its commissions with it
+    /// ([`StoreError::Stale`] when it is not a draft).
+    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()>;
+    /// A draft batch is cancelled; its commissions are payable again.
+    async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()>;
 }

@@ -13,6 +13,7 @@ use partnerloop_store::SqlStore;
 mod config;
 mod demo;
 mod import;
+mod payouts;
 
 use config::{Config, SettingsArgs};
 
@@ -50,6 +51,11 @@ enum Command {
         /// Import the good rows of a file that has bad ones (which are reported).
         #[arg(long)]
         skip_invalid: bool,
+    },
+    /// Payout batches: make one, export it for PayPal or the bank.
+    Payouts {
+        #[command(subcommand)]
+        command: payouts::PayoutsCommand,
     },
     /// Seed demo data (partners, accounts, deals, plans) into a workspace.
     Demo {
@@ -160,6 +166,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
+        Command::Payouts { command } => {
+            let store = open_store(&config).await?;
+            let sealer = partnerloop_app::sealing::Sealer::from_secret(&secret_key(&config, store.as_ref()).await?);
+            payouts::run(store.as_ref(), &sealer, command).await
+        }
         Command::Import { kind, file, workspace, skip_invalid } => {
             let store = open_store(&config).await?;
             let now = jiff::Timestamp::now();
@@ -177,12 +188,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let now = jiff::Timestamp::now();
     workspaces::ensure(store.as_ref(), workspaces::DEFAULT_SLUG, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    if config.secret_key.is_none() {
-        store
-            .instance_setting_or_init("secret_key", partnerloop_app::auth::random_secret())
-            .await
-            .context("cannot store the generated secret key")?;
-    }
+    let secret = secret_key(&config, store.as_ref()).await?;
     if demo && demo::is_empty(store.as_ref()).await? {
         let token = demo::seed(store.as_ref(), workspaces::DEFAULT_SLUG).await?;
         // Shown to the operator's terminal once, like `keys create`; never logged.
@@ -192,7 +198,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     log_setup(&config);
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
     let jobs = tokio::spawn(run_scheduler(store.clone()));
-    let state = partnerloop_web::AppState::new(store.clone());
+    let state = partnerloop_web::AppState::new(store.clone(), &secret);
     partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
     jobs.abort();
     store.close().await;
@@ -200,8 +206,19 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The instance's secret key: configured, or generated once and stored.
+async fn secret_key(config: &Config, store: &dyn partnerloop_app::Store) -> anyhow::Result<String> {
+    match &config.secret_key {
+        Some(k) => Ok(k.expose().to_owned()),
+        None => store
+            .instance_setting_or_init("secret_key", partnerloop_app::auth::random_secret())
+            .await
+            .context("cannot store the generated secret key"),
+    }
+}
+
 /// Periodic work: protection windows that lapsed are expired, freeing
-/// their accounts. Each run is idempotent, so several servers may run it.
+/// their accounts; commissions whose hold ended become payable. Each run is idempotent, so several servers may run it.
 async fn run_scheduler(store: Arc<SqlStore>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -211,6 +228,11 @@ async fn run_scheduler(store: Arc<SqlStore>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "protection windows expired"),
             Err(e) => tracing::error!(error = ?e, "expiring protection windows failed"),
+        }
+        match partnerloop_app::commissions::release_due(store.as_ref(), None, jiff::Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "commissions became payable"),
+            Err(e) => tracing::error!(error = ?e, "releasing commissions failed"),
         }
     }
 }

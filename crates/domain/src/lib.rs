@@ -6,6 +6,7 @@
 //! what is wrong with bad input as [`FieldError`]s.
 
 pub mod account;
+pub mod commission;
 pub mod company;
 pub mod deal;
 pub mod email;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod money;
 pub mod names;
 pub mod partner;
+pub mod payout;
 pub mod plan;
 pub mod referral;
 pub mod rules;

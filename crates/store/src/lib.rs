@@ -26,6 +26,8 @@ mod errors;
 mod group_commit;
 mod idempotency;
 mod import;
+mod ledger;
+mod payouts;
 mod records;
 mod referral_rows;
 mod referral_writes;

@@ -125,7 +125,7 @@ macro_rules! plan_cols {
     };
 }
 
-pub(crate) use {account_cols, partner_cols};
+pub(crate) use {account_cols, partner_cols, plan_cols};
 
 /// One record of `$table` by workspace and id, decoded through `$row`.
 macro_rules! fetch_by_id {

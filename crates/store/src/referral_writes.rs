@@ -276,6 +276,7 @@ impl SqlStore {
                 }
             }
             insert_events!(tx, ws, r.id, &c.events);
+            crate::ledger::apply_ledger!(tx, ws, &c.ledger, c.audit.at, &c.audit.actor);
             insert_audit!(tx, ws, &c.audit);
             tx.commit().await.map_err(map)
         })

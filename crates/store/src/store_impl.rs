@@ -12,6 +12,8 @@ use partnerloop_domain::partner::Partner;
 use partnerloop_domain::plan::CommissionPlan;
 use partnerloop_domain::referral::{Referral, ReferralId};
 use partnerloop_domain::rules::Rules;
+use partnerloop_app::ledger::*;
+use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
 use crate::errors::map;
 use crate::records::insert_audit;
@@ -275,6 +277,61 @@ impl Store for SqlStore {
     }
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
         self.release_(scope, key).await
+    }
+
+    async fn default_plan(&self, ws: &WorkspaceId) -> StoreResult<Option<CommissionPlan>> {
+        self.default_plan_(ws).await
+    }
+    async fn commission(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Commission> {
+        self.commission_(ws, id).await
+    }
+    async fn list_commissions(&self, ws: &WorkspaceId, filter: &CommissionFilter, now: Timestamp, page: &Page) -> StoreResult<Paged<Commission>> {
+        self.list_commissions_(ws, filter, now, page).await
+    }
+    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {
+        self.commission_entries_(ws, id).await
+    }
+    async fn adjustment_of(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Option<CommissionId>> {
+        self.adjustment_of_(ws, id).await
+    }
+    async fn write_ledger(&self, ws: &WorkspaceId, writes: Vec<LedgerWrite>, audit: &AuditEntry) -> StoreResult<()> {
+        self.write_ledger_(ws, writes, audit).await
+    }
+    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64> {
+        self.release_due_commissions_(ws, now, limit).await
+    }
+    async fn partner_balances(&self, ws: &WorkspaceId, partner: &PartnerId, now: Timestamp) -> StoreResult<Vec<Balance>> {
+        self.partner_balances_(ws, partner, now).await
+    }
+    async fn put_payout_details(&self, ws: &WorkspaceId, details: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()> {
+        self.put_payout_details_(ws, details, audit).await
+    }
+    async fn payout_details(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>> {
+        self.payout_details_(ws, partner).await
+    }
+    async fn put_payout_settings(&self, ws: &WorkspaceId, settings: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()> {
+        self.put_payout_settings_(ws, settings, audit).await
+    }
+    async fn payout_settings(&self, ws: &WorkspaceId) -> StoreResult<Option<SealedPayoutSettings>> {
+        self.payout_settings_(ws).await
+    }
+    async fn create_payout(&self, ws: &WorkspaceId, new: &NewPayout, audit: &AuditEntry) -> StoreResult<PayoutCreated> {
+        self.create_payout_(ws, new, audit).await
+    }
+    async fn payout(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Payout> {
+        self.payout_(ws, id).await
+    }
+    async fn list_payouts(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Payout>> {
+        self.list_payouts_(ws, page).await
+    }
+    async fn payout_commission_ids(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>> {
+        self.payout_commission_ids_(ws, id).await
+    }
+    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.mark_payout_paid_(ws, id, reference, audit).await
+    }
+    async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()> {
+        self.cancel_payout_(ws, id, audit).await
     }
 }
 

@@ -40,11 +40,20 @@ pub struct AppState {
     pub auth_cache: Arc<auth::AuthCache>,
     /// Fuzzy company-name matching, one index per workspace.
     pub matcher: Arc<partnerloop_app::matching::NameMatcher>,
+    /// Seals payout details and the payer's bank data at rest.
+    pub sealer: Arc<partnerloop_app::sealing::Sealer>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, metrics: Arc::new(observe::Metrics::new()), auth_cache: Arc::default(), matcher: Arc::default() }
+    /// State whose sealing key derives from the instance's secret key.
+    pub fn new(store: Arc<dyn Store>, secret_key: &str) -> Self {
+        Self {
+            store,
+            metrics: Arc::new(observe::Metrics::new()),
+            auth_cache: Arc::default(),
+            matcher: Arc::default(),
+            sealer: Arc::new(partnerloop_app::sealing::Sealer::from_secret(secret_key)),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ fn change(before: &Referral, after: Referral, ctx: &Ctx, action: &str) -> Referr
         deal_update: None,
         customer_account: None,
         events: Vec::new(),
+        ledger: Vec::new(),
     }
 }
 
@@ -220,10 +221,41 @@ pub async fn change_stage(
         deal.updated_at = ctx.now;
         c.deal_update = Some(deal);
     }
+    // The money follows the deal: a win accrues, a win taken back (or
+    // re-won at another amount) takes its commission back first.
+    if before.status == ReferralStatus::Won {
+        let why = match stage {
+            Stage::ClosedWon => "the won amount was corrected".to_owned(),
+            other => format!("the deal moved from closed_won to {other}"),
+        };
+        for (write, line) in crate::commissions::takeback_for_unwin(store, ctx, &before, &why).await? {
+            c.ledger.push(write);
+            c.events.push(event(ctx, "commission", line));
+        }
+    }
+    if stage == Stage::ClosedWon {
+        let (write, line) = crate::commissions::accrual_for_win(store, ctx, &after).await?;
+        c.ledger.extend(write);
+        c.events.push(event(ctx, "commission", line));
+    }
     c.after = after.clone();
     c.audit = audit(ctx, "referral.stage_changed", Some(&before), &after);
-    store.change_referral(&ctx.workspace_id, c).await.map_err(claim_conflict)?;
-    Ok(after)
+    match store.change_referral(&ctx.workspace_id, c).await {
+        Ok(()) => Ok(after),
+        // Another request moved it first (two `closed_won` at once): if it
+        // now stands where this one wanted it, that is this one's answer too.
+        Err(StoreError::Stale | StoreError::Conflict { .. }) if stale_retry_allowed(store, ctx, id, stage, amount).await? => {
+            get(store, ctx, id).await
+        }
+        Err(e) => Err(claim_conflict(e)),
+    }
+}
+
+/// Whether the referral, re-read after a lost race, is already at `stage`
+/// (with `amount`, when given).
+async fn stale_retry_allowed(store: &dyn Store, ctx: &Ctx, id: &ReferralId, stage: Stage, amount: Option<Money>) -> Result<bool, AppError> {
+    let now = get(store, ctx, id).await?;
+    Ok(now.stage == Some(stage) && amount.is_none_or(|a| Some(a) == now.amount))
 }
 
 /// A partner (or an admin for it) disputes a rejection.

@@ -8,9 +8,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 pub mod accounts;
+pub mod commissions;
 pub mod deals;
 pub mod dto;
 pub mod partners;
+pub mod payouts;
 pub mod pipeline;
 pub mod plans;
 pub mod referrals;
@@ -26,7 +28,8 @@ pub mod rules;
         (name = "partners", description = "Partners, contacts and partner tokens"),
         (name = "accounts", description = "Companies the vendor already has"),
         (name = "deals", description = "The vendor's direct pipeline"),
-        (name = "commissions", description = "Commission plans"),
+        (name = "commissions", description = "Commission plans and the commissions ledger"),
+        (name = "payouts", description = "Payout batches, their files, and the payer's settings"),
         (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
     )
 )]
@@ -51,4 +54,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(referrals::router())
         .merge(rules::router())
         .merge(pipeline::router())
+        .merge(commissions::router())
+        .merge(payouts::router())
 }

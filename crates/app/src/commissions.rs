@@ -1,0 +1,212 @@
+//! Commissions: accrued when a referral is won, released after the hold,
+//! reversed (or, once paid, adjusted) when the win is taken back.
+//!
+//! Rules: the plan is the partner's own plan, else the workspace default;
+//! the tier is the partner's tier on the won date; a win accrues exactly
+//! once — the referral's guarded update and the ledger's unique index
+//! (referral, win number) make a second `closed_won` a no-op, even from two
+//! servers at once. A partner sees only its own commissions.
+
+use jiff::Timestamp;
+use partnerloop_domain::commission::{
+    self, Commission, CommissionId, CommissionKind, CommissionStatus, Reversal, ReversalError, Win, available_at, reversal_of,
+};
+use partnerloop_domain::ids::PartnerId;
+use partnerloop_domain::referral::Referral;
+use partnerloop_domain::plan::CommissionPlan;
+use serde_json::json;
+
+use crate::ctx::Ctx;
+use crate::error::{AppError, StoreError};
+use crate::ledger::{Balance, CommissionFilter, LedgerEntry, LedgerWrite};
+use crate::store::{AuditEntry, Page, Paged, Store};
+
+/// Largest page the release job moves per transaction.
+const RELEASE_CHUNK: u32 = 20_000;
+
+pub fn commission_id(now: Timestamp) -> CommissionId {
+    CommissionId::from_string(crate::ids::new_id(CommissionId::PREFIX, now))
+}
+
+/// The plan that pays `partner`: its own, else the workspace default.
+async fn plan_for(store: &dyn Store, ctx: &Ctx, partner: &partnerloop_domain::partner::Partner) -> Result<Option<CommissionPlan>, AppError> {
+    match &partner.commission_plan_id {
+        Some(id) => Ok(Some(store.plan(&ctx.workspace_id, id).await?)),
+        None => Ok(store.default_plan(&ctx.workspace_id).await?),
+    }
+}
+
+/// All commissions of one referral, oldest first.
+async fn of_referral(store: &dyn Store, ctx: &Ctx, referral: &Referral) -> Result<Vec<Commission>, AppError> {
+    let filter = CommissionFilter { referral_id: Some(referral.id.clone()), ..Default::default() };
+    let mut out = Vec::new();
+    let mut page = Page { limit: 100, after: None };
+    loop {
+        let p = store.list_commissions(&ctx.workspace_id, &filter, ctx.now, &page).await?;
+        out.extend(p.items);
+        match p.next_after {
+            Some(after) => page.after = Some(after),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The ledger write for a win of `won` (its amount set), and a timeline
+/// line saying what it earned; `None` when no plan applies.
+pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral) -> Result<(Option<LedgerWrite>, String), AppError> {
+    let partner = store.partner(&ctx.workspace_id, &won.partner_id).await?;
+    let Some(plan) = plan_for(store, ctx, &partner).await? else {
+        return Ok((None, "no commission plan applies: set a default plan or the partner's plan".into()));
+    };
+    let amount = won.amount.ok_or_else(|| AppError::invalid("amount", "is required for closed_won"))?;
+    let accrual = commission::accrue(&plan, &Win { amount, tier: partner.tier.as_deref() })
+        .map_err(|e| AppError::invalid("amount", e.to_string()))?;
+    let won_seq = of_referral(store, ctx, won)
+        .await?
+        .iter()
+        .filter(|c| c.kind == CommissionKind::Accrual)
+        .map(|c| c.won_seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let c = Commission {
+        id: commission_id(ctx.now),
+        partner_id: won.partner_id.clone(),
+        referral_id: won.id.clone(),
+        plan_id: Some(plan.id.clone()),
+        kind: CommissionKind::Accrual,
+        won_seq,
+        amount: accrual.amount,
+        status: CommissionStatus::Pending,
+        rule: accrual.rule.clone(),
+        available_at: available_at(ctx.now, plan.hold_days),
+        created_at: ctx.now,
+        updated_at: ctx.now,
+        payout_id: None,
+        adjusts: None,
+    };
+    let line = format!("commission {} accrued, payable from {}: {}", c.amount, c.available_at.strftime("%Y-%m-%d"), accrual.rule);
+    Ok((Some(LedgerWrite::Book { commission: c, reason: format!("referral won: {}", accrual.rule) }), line))
+}
+
+/// The ledger writes that take back the commission of a win that no
+/// longer stands, and a timeline line for each.
+pub(crate) async fn takeback_for_unwin(store: &dyn Store, ctx: &Ctx, referral: &Referral, why: &str) -> Result<Vec<(LedgerWrite, String)>, AppError> {
+    let mut out = Vec::new();
+    for c in of_referral(store, ctx, referral).await? {
+        if c.kind != CommissionKind::Accrual || c.status == CommissionStatus::Reversed {
+            continue;
+        }
+        let adjusted = store.adjustment_of(&ctx.workspace_id, &c.id).await?;
+        if adjusted.is_some() {
+            continue;
+        }
+        out.push(takeback(ctx, &c, None, why)?);
+    }
+    Ok(out)
+}
+
+fn takeback(ctx: &Ctx, c: &Commission, adjusted_by: Option<&CommissionId>, why: &str) -> Result<(LedgerWrite, String), AppError> {
+    match reversal_of(c, adjusted_by).map_err(reversal_error)? {
+        Reversal::Reverse => {
+            Ok((LedgerWrite::Reverse { id: c.id.clone(), reason: why.to_owned() }, format!("commission {} reversed: {why}", c.amount)))
+        }
+        Reversal::Adjust { amount } => {
+            let adj = Commission {
+                id: commission_id(ctx.now),
+                kind: CommissionKind::Adjustment,
+                amount,
+                status: CommissionStatus::Payable,
+                rule: format!("correction of paid commission {}: {why}", c.id),
+                available_at: ctx.now,
+                created_at: ctx.now,
+                updated_at: ctx.now,
+                payout_id: None,
+                adjusts: Some(c.id.clone()),
+                ..c.clone()
+            };
+            let line = format!("commission {} was already paid: adjustment {amount} booked against the next payout ({why})", c.amount);
+            Ok((LedgerWrite::Book { commission: adj, reason: why.to_owned() }, line))
+        }
+    }
+}
+
+fn reversal_error(e: ReversalError) -> AppError {
+    AppError::conflict(Some("status"), e.to_string())
+}
+
+/// Takes a commission back by hand (a refund, churn inside the hold).
+pub async fn reverse(store: &dyn Store, ctx: &Ctx, id: &CommissionId, reason: String) -> Result<Commission, AppError> {
+    ctx.require_admin()?;
+    let reason = partnerloop_domain::validation::required_text("reason", &reason, 1000).map_err(|e| AppError::Invalid(vec![e]))?;
+    let c = store.commission(&ctx.workspace_id, id).await?;
+    let adjusted = store.adjustment_of(&ctx.workspace_id, id).await?;
+    let (write, _) = takeback(ctx, &c, adjusted.as_ref(), &reason)?;
+    let booked = match &write {
+        LedgerWrite::Book { commission, .. } => Some(commission.id.clone()),
+        LedgerWrite::Reverse { .. } => None,
+    };
+    let audit = AuditEntry {
+        at: ctx.now,
+        actor: ctx.actor.audit_name(),
+        action: if booked.is_some() { "commission.adjusted" } else { "commission.reversed" }.into(),
+        entity: "commission".into(),
+        entity_id: id.to_string(),
+        before: Some(json!({"status": c.status.as_str(), "amount": c.amount.amount_string()})),
+        after: Some(json!({"reason": reason, "adjustment_id": booked.as_ref().map(|b| b.as_str())})),
+    };
+    match store.write_ledger(&ctx.workspace_id, vec![write], &audit).await {
+        Ok(()) => {}
+        Err(StoreError::Stale) => {
+            let now = store.commission(&ctx.workspace_id, id).await?;
+            return Err(reversal_error(reversal_of(&now, None).err().unwrap_or(ReversalError::AlreadyReversed)));
+        }
+        Err(StoreError::Conflict { constraint }) if constraint == "commissions_adjusts_uq" => {
+            return Err(AppError::conflict(Some("status"), "the commission was corrected meanwhile"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The adjustment, when one was booked, is what the caller acts on next.
+    Ok(store.commission(&ctx.workspace_id, booked.as_ref().unwrap_or(id)).await?)
+}
+
+pub async fn get(store: &dyn Store, ctx: &Ctx, id: &CommissionId) -> Result<(Commission, Vec<LedgerEntry>), AppError> {
+    let c = store.commission(&ctx.workspace_id, id).await?;
+    if ctx.partner_scope().is_some_and(|own| own != &c.partner_id) {
+        return Err(AppError::NotFound);
+    }
+    let entries = store.commission_entries(&ctx.workspace_id, id).await?;
+    Ok((c, entries))
+}
+
+pub async fn list(store: &dyn Store, ctx: &Ctx, mut filter: CommissionFilter, page: &Page) -> Result<Paged<Commission>, AppError> {
+    if let Some(own) = ctx.partner_scope() {
+        if filter.partner_id.as_ref().is_some_and(|p| p != own) {
+            return Ok(Paged { items: vec![], next_after: None });
+        }
+        filter.partner_id = Some(own.clone());
+    }
+    Ok(store.list_commissions(&ctx.workspace_id, &filter, ctx.now, page).await?)
+}
+
+/// A partner's balances per currency (the partner itself, or an admin).
+pub async fn balances(store: &dyn Store, ctx: &Ctx, partner: &PartnerId) -> Result<Vec<Balance>, AppError> {
+    if ctx.partner_scope().is_some_and(|own| own != partner) {
+        return Err(AppError::NotFound);
+    }
+    store.partner(&ctx.workspace_id, partner).await?;
+    Ok(store.partner_balances(&ctx.workspace_id, partner, ctx.now).await?)
+}
+
+/// Makes every commission whose hold has ended payable, in chunks; the
+/// scheduler runs it, and a payout run calls it first. Returns how many.
+pub async fn release_due(store: &dyn Store, ws: Option<&partnerloop_domain::ids::WorkspaceId>, now: Timestamp) -> Result<u64, AppError> {
+    let mut total = 0;
+    loop {
+        let n = store.release_due_commissions(ws, now, RELEASE_CHUNK).await?;
+        total += n;
+        if n < u64::from(RELEASE_CHUNK) {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Commissions: what a won referral earns, and the life of that money.
+//!
+//! Rules written down once:
+//! - A commission is computed from the plan in force, the won amount and
+//!   the partner's tier on the won date, in exact decimals; the result is
+//!   rounded half-even to the currency's minor unit (`Money::from_decimal_half_even`),
+//!   then raised to the plan's minimum and lowered to its cap (when they are
+//!   in the same currency; otherwise the explanation says they did not apply).
+//! - Statuses: `pending` until `available_at` (won + hold days), then
+//!   `payable`; `paid` when its payout is marked paid; `reversed` when
+//!   taken back before payout. A paid commission is never reversed: a
+//!   negative `adjustment` is booked instead, payable at once, and the next
+//!   payout nets it out.
+//! - A commission sits in at most one payout batch, and a batched one can
+//!   only leave it when the batch is cancelled.
+
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+
+use crate::Money;
+use crate::ids::PlanId;
+use crate::partner::text_enum;
+use crate::plan::{CommissionPlan, PlanKind, Rate};
+
+crate::ids::id_type!(
+    /// One commission (or adjustment) in the ledger.
+    CommissionId, "com"
+);
+crate::ids::id_type!(
+    /// A payout batch.
+    PayoutId, "pay"
+);
+
+text_enum!(
+    /// Where a commission stands.
+    CommissionStatus { Pending = "pending", Payable = "payable", Paid = "paid", Reversed = "reversed" }
+);
+
+text_enum!(
+    /// An accrual for a won referral, or a correction of a paid one.
+    CommissionKind { Accrual = "accrual", Adjustment = "adjustment" }
+);
+
+text_enum!(
+    /// A payout batch's life: a draft is exported and then marked paid, or cancelled.
+    PayoutStatus { Draft = "draft", Paid = "paid", Cancelled = "cancelled" }
+);
+
+text_enum!(
+    /// Why the ledger moved: one entry per change of a commission.
+    EntryKind {
+        Accrued = "accrued",
+        Released = "released",
+        Reversed = "reversed",
+        Adjusted = "adjusted",
+        Batched = "batched",
+        Unbatched = "unbatched",
+        Paid = "paid",
+    }
+);
+
+/// What the plan makes of one win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accrual {
+    pub amount: Money,
+    /// The rule that produced the amount, in words a partner understands.
+    pub rule: String,
+}
+
+/// The facts of one win that a plan may depend on.
+#[derive(Debug, Clone)]
+pub struct Win<'a> {
+    pub amount: Money,
+    /// The partner's tier on the won date.
+    pub tier: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommissionError {
+    #[error("the won amount is negative")]
+    NegativeWin,
+    #[error("the commission is too large to represent")]
+    Overflow,
+}
+
+/// Applies `plan` to a win. A tiered plan without a rate for the partner's
+/// tier (or a partner without a tier) earns nothing, and says so.
+pub fn accrue(plan: &CommissionPlan, win: &Win<'_>) -> Result<Accrual, CommissionError> {
+    if win.amount.is_negative() {
+        return Err(CommissionError::NegativeWin);
+    }
+    let currency = win.amount.currency();
+    let (base, mut rule) = match &plan.kind {
+        PlanKind::Percent { rate } => rated(*rate, win.amount, "")?,
+        PlanKind::Flat { amount } => (*amount, format!("flat {amount} per won referral")),
+        PlanKind::Tiered { rates } => match win.tier.and_then(|t| rates.get(t).map(|r| (t, r))) {
+            Some((tier, rate)) => rated(*rate, win.amount, &format!(" ({tier} tier)"))?,
+            None => {
+                let tier = win.tier.unwrap_or("no tier");
+                return Ok(Accrual { amount: Money::zero(currency), rule: format!("plan '{}' has no rate for {tier}", plan.name) });
+            }
+        },
+    };
+    let mut amount = base;
+    if let Some(min) = plan.minimum {
+        if min.currency() != amount.currency() {
+            rule.push_str(&format!("; minimum {min} not applied to a {} amount", amount.currency()));
+        } else if amount.minor() < min.minor() {
+            amount = min;
+            rule.push_str(&format!("; raised to the minimum {min}"));
+        }
+    }
+    if let Some(cap) = plan.cap {
+        if cap.currency() != amount.currency() {
+            rule.push_str(&format!("; cap {cap} not applied to a {} amount", amount.currency()));
+        } else if amount.minor() > cap.minor() {
+            amount = cap;
+            rule.push_str(&format!("; capped at {cap}"));
+        }
+    }
+    Ok(Accrual { amount, rule: format!("plan '{}': {rule}", plan.name) })
+}
+
+fn rated(rate: Rate, won: Money, qualifier: &str) -> Result<(Money, String), CommissionError> {
+    let exact = won.to_decimal().checked_mul(rate.as_decimal()).ok_or(CommissionError::Overflow)?;
+    let amount = Money::from_decimal_half_even(exact, won.currency()).map_err(|_| CommissionError::Overflow)?;
+    let percent = (rate.as_decimal() * Decimal::ONE_HUNDRED).normalize();
+    Ok((amount, format!("{percent} %{qualifier} of {won} = {amount}")))
+}
+
+/// When an accrual becomes payable: the win plus the plan's hold days.
+pub fn available_at(won_at: Timestamp, hold_days: u32) -> Timestamp {
+    won_at + SignedDuration::from_hours(24 * i64::from(hold_days))
+}
+
+/// A commission as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commission {
+    pub id: CommissionId,
+    pub partner_id: crate::ids::PartnerId,
+    pub referral_id: crate::referral::ReferralId,
+    pub plan_id: Option<PlanId>,
+    pub kind: CommissionKind,
+    /// Which win of the referral this accrues (1 for the first; a referral
+    /// won again after a reversal accrues again).
+    pub won_seq: u32,
+    pub amount: Money,
+    pub status: CommissionStatus,
+    pub rule: String,
+    pub available_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub payout_id: Option<PayoutId>,
+    /// For an adjustment: the paid commission it corrects.
+    pub adjusts: Option<CommissionId>,
+}
+
+impl Commission {
+    /// The status as of `now`: a pending commission past its hold is
+    /// payable even before the scheduled release has written it.
+    pub fn status_at(&self, now: Timestamp) -> CommissionStatus {
+        match self.status {
+            CommissionStatus::Pending if self.available_at <= now => CommissionStatus::Payable,
+            s => s,
+        }
+    }
+}
+
+/// How a reversal is booked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reversal {
+    /// Not yet paid: the commission itself becomes `reversed`.
+    Reverse,
+    /// Already paid: a negative adjustment of the same amount is booked.
+    Adjust { amount: Money },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReversalError {
+    #[error("the commission is already reversed")]
+    AlreadyReversed,
+    #[error("the commission is already corrected by adjustment {0}")]
+    AlreadyAdjusted(CommissionId),
+    #[error("an adjustment cannot be reversed")]
+    IsAdjustment,
+    #[error("the commission is in draft payout {0}: cancel that payout first")]
+    InDraftPayout(PayoutId),
+}
+
+/// Decides how to take back `c`. `adjusted_by` is the adjustment that
+/// already corrects it, if any.
+pub fn reversal_of(c: &Commission, adjusted_by: Option<&CommissionId>) -> Result<Reversal, ReversalError> {
+    if c.kind == CommissionKind::Adjustment {
+        return Err(ReversalError::IsAdjustment);
+    }
+    match c.status {
+        CommissionStatus::Reversed => Err(ReversalError::AlreadyReversed),
+        CommissionStatus::Paid => match adjusted_by {
+            Some(id) => Err(ReversalError::AlreadyAdjusted(id.clone())),
+            None => Ok(Reversal::Adjust { amount: c.amount.checked_neg().map_err(|_| ReversalError::IsAdjustment)? }),
+        },
+        CommissionStatus::Pending | CommissionStatus::Payable => match &c.payout_id {
+            Some(p) => Err(ReversalError::InDraftPayout(p.clone())),
+            None => Ok(Reversal::Reverse),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+    use std::collections::BTreeMap;
+
+    fn plan(kind: PlanKind, cap: Option<i64>, minimum: Option<i64>) -> CommissionPlan {
+        CommissionPlan {
+            id: PlanId::from_string("pln_1"),
+            name: "Standard".into(),
+            kind,
+            cap: cap.map(|c| Money::from_minor(c, Currency::USD)),
+            minimum: minimum.map(|m| Money::from_minor(m, Currency::USD)),
+            hold_days: 30,
+            is_default: true,
+            created_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::USD)
+    }
+
+    fn pct(r: &str) -> PlanKind {
+        PlanKind::Percent { rate: Rate::parse("rate", r).unwrap() }
+    }
+
+    #[test]
+    fn a_percent_plan_rounds_half_even_to_the_cent() {
+        // 15 % of 100.10 = 15.015 → 15.02 (the 1 before 5 is odd: round up)
+        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_010), tier: None }).unwrap();
+        assert_eq!(a.amount, usd(1_502));
+        // 15 % of 100.30 = 15.045 → 15.04 (4 is even: stays)
+        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_030), tier: None }).unwrap();
+        assert_eq!(a.amount, usd(1_504));
+        assert_eq!(a.rule, "plan 'Standard': 15 % of 100.30 USD = 15.04 USD");
+    }
+
+    #[test]
+    fn cap_and_minimum_bound_the_amount_and_are_explained() {
+        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: usd(1_000_000), tier: None }).unwrap();
+        assert_eq!(a.amount, usd(50_000));
+        assert!(a.rule.ends_with("; capped at 500.00 USD"), "{}", a.rule);
+        let a = accrue(&plan(pct("0.01"), None, Some(5_000)), &Win { amount: usd(100_000), tier: None }).unwrap();
+        assert_eq!(a.amount, usd(5_000));
+        assert!(a.rule.contains("raised to the minimum 50.00 USD"));
+        let eur = Money::from_minor(1_000_000, Currency::parse("c", "EUR").unwrap());
+        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: eur, tier: None }).unwrap();
+        assert_eq!(a.amount.minor(), 200_000);
+        assert!(a.rule.contains("cap 500.00 USD not applied to a EUR amount"));
+    }
+
+    #[test]
+    fn a_tiered_plan_pays_the_rate_of_the_partners_tier() {
+        let rates: BTreeMap<String, Rate> =
+            [("bronze", "0.1"), ("gold", "0.2")].into_iter().map(|(t, r)| (t.to_owned(), Rate::parse("r", r).unwrap())).collect();
+        let p = plan(PlanKind::Tiered { rates }, None, None);
+        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("gold") }).unwrap().amount, usd(20_000));
+        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("bronze") }).unwrap().amount, usd(10_000));
+        let none = accrue(&p, &Win { amount: usd(100_000), tier: None }).unwrap();
+        assert_eq!(none.amount, usd(0));
+        assert!(none.rule.contains("no rate for no tier"));
+    }
+
+    #[test]
+    fn a_flat_plan_ignores_the_amount() {
+        let a = accrue(&plan(PlanKind::Flat { amount: usd(25_000) }, None, None), &Win { amount: usd(1), tier: None }).unwrap();
+        assert_eq!(a.amount, usd(25_000));
+    }
+
+    fn commission(status: CommissionStatus, payout: Option<&str>) -> Commission {
+        Commission {
+            id: CommissionId::from_string("com_1"),
+            partner_id: crate::ids::PartnerId::from_string("prt_1"),
+            referral_id: crate::referral::ReferralId::from_string("ref_1"),
+            plan_id: None,
+            kind: CommissionKind::Accrual,
+            won_seq: 1,
+            amount: usd(1_000),
+            status,
+            rule: String::new(),
+            available_at: Timestamp::UNIX_EPOCH,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            payout_id: payout.map(PayoutId::from_string),
+            adjusts: None,
+        }
+    }
+
+    #[test]
+    fn reversal_before_payout_reverses_and_after_payout_adjusts() {
+        assert_eq!(reversal_of(&commission(CommissionStatus::Payable, None), None), Ok(Reversal::Reverse));
+        assert_eq!(reversal_of(&commission(CommissionStatus::Paid, Some("pay_1")), None), Ok(Reversal::Adjust { amount: usd(-1_000) }));
+        assert!(matches!(
+            reversal_of(&commission(CommissionStatus::Paid, Some("pay_1")), Some(&CommissionId::from_string("com_2"))),
+            Err(ReversalError::AlreadyAdjusted(_))
+        ));
+        assert!(matches!(reversal_of(&commission(CommissionStatus::Payable, Some("pay_1")), None), Err(ReversalError::InDraftPayout(_))));
+        assert_eq!(reversal_of(&commission(CommissionStatus::Reversed, None), None), Err(ReversalError::AlreadyReversed));
+    }
+
+    #[test]
+    fn a_pending_commission_past_its_hold_reads_as_payable() {
+        let c = commission(CommissionStatus::Pending, None);
+        assert_eq!(c.status_at(Timestamp::UNIX_EPOCH), CommissionStatus::Payable);
+        assert_eq!(c.status_at(Timestamp::UNIX_EPOCH - SignedDuration::from_secs(1)), CommissionStatus::Pending);
+    }
+}

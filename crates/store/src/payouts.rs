@@ -1,0 +1,441 @@
+//! Payout details, the payer's settings and payout batches.
+//!
+//! Rules: a commission joins a batch only while it is payable and in no
+//! other batch (`payout_id IS NULL` is re-checked by the UPDATE that takes
+//! it, so concurrent batches cannot share a commission); a batch's items
+//! are computed from the commissions it actually took, never from an
+//! earlier read; a batch that ends up empty is not written at all.
+
+use partnerloop_app::error::StoreError;
+use partnerloop_app::ledger::{NewPayout, Payout, PayoutCreated, PayoutItem, SealedPayoutDetails, SealedPayoutSettings, SkippedPartner};
+use partnerloop_app::store::{AuditEntry, Page, Paged, StoreResult};
+use partnerloop_domain::commission::{CommissionId, PayoutId, PayoutStatus};
+use partnerloop_domain::ids::{PartnerId, WorkspaceId};
+use partnerloop_domain::{Currency, Money};
+
+use crate::errors::map;
+use crate::ledger::entry_insert;
+use crate::records::insert_audit;
+use crate::time::{from_text, opt_from_text, to_text};
+use crate::{SqlStore, on_read, on_write};
+
+const ITEM_CHUNK: usize = 1000;
+
+fn bad(e: partnerloop_domain::FieldError) -> StoreError {
+    StoreError::Other(format!("stored value does not parse: {e}").into())
+}
+
+#[derive(sqlx::FromRow)]
+struct PayoutRow {
+    id: String,
+    currency: String,
+    status: String,
+    total_minor: i64,
+    commission_count: i64,
+    created_at: String,
+    created_by: String,
+    paid_at: Option<String>,
+    reference: Option<String>,
+    updated_at: String,
+}
+
+impl PayoutRow {
+    fn into_payout(self, items: Vec<PayoutItem>) -> Result<Payout, StoreError> {
+        let currency = Currency::parse("currency", &self.currency).map_err(bad)?;
+        Ok(Payout {
+            id: PayoutId::from_string(self.id),
+            status: PayoutStatus::parse("status", &self.status).map_err(bad)?,
+            total: Money::from_minor(self.total_minor, currency),
+            commission_count: u64::try_from(self.commission_count).unwrap_or(0),
+            items,
+            created_at: from_text(&self.created_at)?,
+            created_by: self.created_by,
+            paid_at: opt_from_text(self.paid_at.as_deref())?,
+            reference: self.reference,
+            updated_at: from_text(&self.updated_at)?,
+        })
+    }
+}
+
+const PAYOUT_COLS: &str = "id, currency, status, total_minor, commission_count, created_at, created_by, paid_at, reference, updated_at";
+
+impl SqlStore {
+    pub(crate) async fn put_payout_details_(&self, ws: &WorkspaceId, d: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(
+                "INSERT INTO payout_details (workspace_id, partner_id, method, sealed, masked, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (workspace_id, partner_id) DO UPDATE
+                 SET method = excluded.method, sealed = excluded.sealed, masked = excluded.masked, updated_at = excluded.updated_at",
+            )
+            .bind(ws.as_str())
+            .bind(d.partner_id.as_str())
+            .bind(&d.method)
+            .bind(&d.sealed)
+            .bind(&d.masked)
+            .bind(to_text(d.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn payout_details_(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>> {
+        on_read!(self, |pool| {
+            let row: Option<(String, String, String, String)> = sqlx::query_as(
+                "SELECT method, sealed, masked, updated_at FROM payout_details WHERE workspace_id = $1 AND partner_id = $2",
+            )
+            .bind(ws.as_str())
+            .bind(partner.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(map)?;
+            row.map(|(method, sealed, masked, at)| {
+                Ok(SealedPayoutDetails { partner_id: partner.clone(), method, sealed, masked, updated_at: from_text(&at)? })
+            })
+            .transpose()
+        })
+    }
+
+    pub(crate) async fn put_payout_settings_(&self, ws: &WorkspaceId, s: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            sqlx::query(
+                "INSERT INTO payout_settings (workspace_id, minimum_minor, minimum_currency, sealed, masked, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (workspace_id) DO UPDATE SET minimum_minor = excluded.minimum_minor, minimum_currency = excluded.minimum_currency,
+                 sealed = excluded.sealed, masked = excluded.masked, updated_at = excluded.updated_at",
+            )
+            .bind(ws.as_str())
+            .bind(s.minimum.minor())
+            .bind(s.minimum.currency().code())
+            .bind(&s.sealed)
+            .bind(&s.masked)
+            .bind(to_text(s.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn payout_settings_(&self, ws: &WorkspaceId) -> StoreResult<Option<SealedPayoutSettings>> {
+        on_read!(self, |pool| {
+            let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
+                "SELECT minimum_minor, minimum_currency, sealed, masked, updated_at FROM payout_settings WHERE workspace_id = $1",
+            )
+            .bind(ws.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(map)?;
+            row.map(|(minor, currency, sealed, masked, at)| {
+                Ok(SealedPayoutSettings {
+                    minimum: Money::from_minor(minor, Currency::parse("currency", &currency).map_err(bad)?),
+                    sealed,
+                    masked,
+                    updated_at: from_text(&at)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    pub(crate) async fn create_payout_(&self, ws: &WorkspaceId, new: &NewPayout, audit: &AuditEntry) -> StoreResult<PayoutCreated> {
+        let currency = new.currency.code();
+        let minimum = if new.minimum.currency() == new.currency { new.minimum.minor().max(1) } else { 1 };
+        let at = to_text(new.at);
+        let id = new.id.as_str();
+        let created = on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let groups: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT c.partner_id, CAST(SUM(c.amount_minor) AS BIGINT), d.method FROM commissions c
+                 LEFT JOIN payout_details d ON d.workspace_id = c.workspace_id AND d.partner_id = c.partner_id
+                 WHERE c.workspace_id = $1 AND c.currency = $2 AND c.status = 'payable' AND c.payout_id IS NULL
+                 GROUP BY c.partner_id, d.method ORDER BY c.partner_id",
+            )
+            .bind(ws.as_str())
+            .bind(currency)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map)?;
+            let mut skipped = Vec::new();
+            let mut chosen: Vec<(String, String)> = Vec::new();
+            for (partner, sum, method) in groups {
+                let balance = Money::from_minor(sum, new.currency);
+                let reason = match method {
+                    _ if sum <= 0 => Some("the balance is not positive: a clawback is outstanding".to_owned()),
+                    None => Some("the partner has no payout details".to_owned()),
+                    Some(_) if sum < minimum => Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency))),
+                    Some(m) => {
+                        chosen.push((partner.clone(), m));
+                        None
+                    }
+                };
+                if let Some(reason) = reason {
+                    skipped.push(SkippedPartner { partner_id: PartnerId::from_string(partner), balance, reason });
+                }
+            }
+            if chosen.is_empty() {
+                return Ok::<_, StoreError>(PayoutCreated { payout: None, skipped });
+            }
+            sqlx::query(
+                "INSERT INTO payouts (id, workspace_id, currency, status, total_minor, commission_count, created_at, created_by, paid_at, reference, updated_at)
+                 VALUES ($1, $2, $3, 'draft', 0, 0, $4, $5, NULL, NULL, $4)",
+            )
+            .bind(id)
+            .bind(ws.as_str())
+            .bind(currency)
+            .bind(&at)
+            .bind(&new.actor)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            for chunk in chosen.chunks(ITEM_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO payout_items (payout_id, partner_id, amount_minor, commission_count, method) ");
+                q.push_values(chunk, |mut b, (partner, method)| {
+                    b.push_bind(id).push_bind(partner.as_str()).push_bind(0i64).push_bind(0i64).push_bind(method.as_str());
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
+            }
+            sqlx::query(
+                "UPDATE commissions SET payout_id = $1, updated_at = $2
+                 WHERE workspace_id = $3 AND currency = $4 AND status = 'payable' AND payout_id IS NULL
+                 AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
+            )
+            .bind(id)
+            .bind(&at)
+            .bind(ws.as_str())
+            .bind(currency)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            // The items are what the batch really took.
+            sqlx::query(
+                "UPDATE payout_items SET
+                   amount_minor = COALESCE((SELECT CAST(SUM(c.amount_minor) AS BIGINT) FROM commissions c
+                                            WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id), 0),
+                   commission_count = (SELECT COUNT(*) FROM commissions c
+                                       WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id)
+                 WHERE payout_id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            // A concurrent change (a reversal, another batch) may have left
+            // an item short of the minimum: give its commissions back.
+            let short = "SELECT partner_id FROM payout_items WHERE payout_id = $1 AND amount_minor < $2";
+            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE commissions SET payout_id = NULL WHERE payout_id = $1 AND partner_id IN ({short})")))
+                .bind(id)
+                .bind(minimum)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            sqlx::query("DELETE FROM payout_items WHERE payout_id = $1 AND amount_minor < $2")
+                .bind(id)
+                .bind(minimum)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            let batched = sqlx::query(concat!(
+                entry_insert!(),
+                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'batched', amount_minor, currency, $1, $2, $3, payout_id
+                 FROM commissions WHERE payout_id = $4"
+            ))
+            .bind(&at)
+            .bind(&new.actor)
+            .bind(format!("in payout batch {id}"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if batched == 0 {
+                tx.rollback().await.map_err(map)?;
+                return Ok(PayoutCreated { payout: None, skipped });
+            }
+            sqlx::query(
+                "UPDATE payouts SET total_minor = (SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payout_items WHERE payout_id = $1),
+                 commission_count = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(i64::try_from(batched).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)?;
+            Ok(PayoutCreated { payout: None, skipped })
+        })?;
+        let payout = self.payout_(ws, &new.id).await?;
+        Ok(PayoutCreated { payout: Some(payout), skipped: created.skipped })
+    }
+
+    pub(crate) async fn payout_(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Payout> {
+        on_read!(self, |pool| {
+            let row: PayoutRow =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PAYOUT_COLS} FROM payouts WHERE workspace_id = $1 AND id = $2")))
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .map_err(map)?;
+            let items = self.payout_items(pool, id, &row.currency).await?;
+            row.into_payout(items)
+        })
+    }
+
+    pub(crate) async fn list_payouts_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Payout>> {
+        on_read!(self, |pool| {
+            let rows: Vec<PayoutRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {PAYOUT_COLS} FROM payouts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            )))
+            .bind(ws.as_str())
+            .bind(page.after.as_deref())
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let items = self.payout_items(pool, &PayoutId::from_string(r.id.clone()), &r.currency).await?;
+                out.push(r.into_payout(items)?);
+            }
+            Ok(Paged::from_rows(out, page.limit, |p: &Payout| p.id.to_string()))
+        })
+    }
+
+    pub(crate) async fn payout_commission_ids_(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>> {
+        on_read!(self, |pool| {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT partner_id, id FROM commissions WHERE workspace_id = $1 AND payout_id = $2 ORDER BY partner_id, id")
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_all(pool)
+                    .await
+                    .map_err(map)?;
+            Ok(rows.into_iter().map(|(p, c)| (PartnerId::from_string(p), CommissionId::from_string(c))).collect())
+        })
+    }
+
+    pub(crate) async fn mark_payout_paid_(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()> {
+        let at = to_text(audit.at);
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let done = sqlx::query(
+                "UPDATE payouts SET status = 'paid', paid_at = $1, reference = $2, updated_at = $1
+                 WHERE workspace_id = $3 AND id = $4 AND status = 'draft'",
+            )
+            .bind(&at)
+            .bind(reference)
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Stale);
+            }
+            sqlx::query(concat!(
+                entry_insert!(),
+                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'paid', amount_minor, currency, $1, $2, $3, payout_id
+                 FROM commissions WHERE payout_id = $4 AND status = 'payable'"
+            ))
+            .bind(&at)
+            .bind(&audit.actor)
+            .bind(format!("paid in batch {id}, reference {reference}"))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            sqlx::query("UPDATE commissions SET status = 'paid', updated_at = $1 WHERE payout_id = $2 AND status = 'payable'")
+                .bind(&at)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+
+    pub(crate) async fn cancel_payout_(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()> {
+        let at = to_text(audit.at);
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let done = sqlx::query("UPDATE payouts SET status = 'cancelled', updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND status = 'draft'")
+                .bind(&at)
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Stale);
+            }
+            sqlx::query(concat!(
+                entry_insert!(),
+                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'unbatched', amount_minor, currency, $1, $2, $3, payout_id
+                 FROM commissions WHERE payout_id = $4"
+            ))
+            .bind(&at)
+            .bind(&audit.actor)
+            .bind(format!("payout batch {id} cancelled"))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            sqlx::query("UPDATE commissions SET payout_id = NULL, updated_at = $1 WHERE payout_id = $2")
+                .bind(&at)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+}
+
+/// The items of one batch, with their partners' names.
+macro_rules! read_items {
+    ($pool:expr, $id:expr, $currency:expr) => {{
+        let currency = Currency::parse("currency", $currency).map_err(bad)?;
+        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT i.partner_id, p.name, i.amount_minor, i.commission_count, i.method FROM payout_items i
+             JOIN partners p ON p.id = i.partner_id WHERE i.payout_id = $1 ORDER BY i.partner_id",
+        )
+        .bind($id.as_str())
+        .fetch_all($pool)
+        .await
+        .map_err(map)?;
+        Ok(rows
+            .into_iter()
+            .map(|(partner, name, minor, count, method)| PayoutItem {
+                partner_id: PartnerId::from_string(partner),
+                partner_name: name,
+                amount: Money::from_minor(minor, currency),
+                commission_count: u64::try_from(count).unwrap_or(0),
+                method,
+            })
+            .collect())
+    }};
+}
+
+trait ItemReader<P> {
+    async fn payout_items(&self, pool: &P, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>>;
+}
+
+impl ItemReader<sqlx::SqlitePool> for SqlStore {
+    async fn payout_items(&self, pool: &sqlx::SqlitePool, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>> {
+        read_items!(pool, id, currency)
+    }
+}
+
+impl ItemReader<sqlx::PgPool> for SqlStore {
+    async fn payout_items(&self, pool: &sqlx::PgPool, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>> {
+        read_items!(pool, id, currency)
+    }
+}
