@@ -298,7 +298,8 @@ pub async fn export(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, id: &PayoutId
         });
     }
     let input = PayoutFileInput {
-        batch_id: payout.id.to_string(),
+        // The EPC character set has no underscore.
+        batch_id: payout.id.to_string().replace('_', "-"),
         created_at: payout.created_at,
         execution_date: (ctx.now.to_zoned(jiff::tz::TimeZone::UTC).date()),
         currency: payout.currency(),
