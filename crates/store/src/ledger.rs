@@ -45,7 +45,7 @@ pub(crate) struct CommissionRow {
     referral_id: String,
     plan_id: Option<String>,
     kind: String,
-    won_seq: i64,
+    won_seq: i32,
     amount_minor: i64,
     currency: String,
     status: String,
@@ -133,7 +133,7 @@ macro_rules! apply_ledger {
                     .bind(c.referral_id.as_str())
                     .bind(c.plan_id.as_ref().map(|p| p.as_str()))
                     .bind(c.kind.as_str())
-                    .bind(i64::from(c.won_seq))
+                    .bind(i32::try_from(c.won_seq).unwrap_or(i32::MAX))
                     .bind(c.amount.minor())
                     .bind(c.amount.currency().code())
                     .bind(c.status.as_str())
