@@ -12,8 +12,8 @@ use partnerloop_domain::commission::{
     self, Commission, CommissionId, CommissionKind, CommissionStatus, Reversal, ReversalError, Win, available_at, reversal_of,
 };
 use partnerloop_domain::ids::PartnerId;
-use partnerloop_domain::referral::Referral;
 use partnerloop_domain::plan::CommissionPlan;
+use partnerloop_domain::referral::Referral;
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -29,7 +29,11 @@ pub fn commission_id(now: Timestamp) -> CommissionId {
 }
 
 /// The plan that pays `partner`: its own, else the workspace default.
-async fn plan_for(store: &dyn Store, ctx: &Ctx, partner: &partnerloop_domain::partner::Partner) -> Result<Option<CommissionPlan>, AppError> {
+async fn plan_for(
+    store: &dyn Store,
+    ctx: &Ctx,
+    partner: &partnerloop_domain::partner::Partner,
+) -> Result<Option<CommissionPlan>, AppError> {
     match &partner.commission_plan_id {
         Some(id) => Ok(Some(store.plan(&ctx.workspace_id, id).await?)),
         None => Ok(store.default_plan(&ctx.workspace_id).await?),
@@ -61,14 +65,8 @@ pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral
     let amount = won.amount.ok_or_else(|| AppError::invalid("amount", "is required for closed_won"))?;
     let accrual = commission::accrue(&plan, &Win { amount, tier: partner.tier.as_deref() })
         .map_err(|e| AppError::invalid("amount", e.to_string()))?;
-    let won_seq = of_referral(store, ctx, won)
-        .await?
-        .iter()
-        .filter(|c| c.kind == CommissionKind::Accrual)
-        .map(|c| c.won_seq)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let won_seq =
+        of_referral(store, ctx, won).await?.iter().filter(|c| c.kind == CommissionKind::Accrual).map(|c| c.won_seq).max().unwrap_or(0) + 1;
     let c = Commission {
         id: commission_id(ctx.now),
         partner_id: won.partner_id.clone(),
@@ -86,12 +84,17 @@ pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral
         adjusts: None,
     };
     let line = format!("commission {} accrued, payable from {}: {}", c.amount, c.available_at.strftime("%Y-%m-%d"), accrual.rule);
-    Ok((Some(LedgerWrite::Book { commission: c, reason: format!("referral won: {}", accrual.rule) }), line))
+    Ok((Some(LedgerWrite::Book { commission: Box::new(c), reason: format!("referral won: {}", accrual.rule) }), line))
 }
 
 /// The ledger writes that take back the commission of a win that no
 /// longer stands, and a timeline line for each.
-pub(crate) async fn takeback_for_unwin(store: &dyn Store, ctx: &Ctx, referral: &Referral, why: &str) -> Result<Vec<(LedgerWrite, String)>, AppError> {
+pub(crate) async fn takeback_for_unwin(
+    store: &dyn Store,
+    ctx: &Ctx,
+    referral: &Referral,
+    why: &str,
+) -> Result<Vec<(LedgerWrite, String)>, AppError> {
     let mut out = Vec::new();
     for c in of_referral(store, ctx, referral).await? {
         if c.kind != CommissionKind::Accrual || c.status == CommissionStatus::Reversed {
@@ -126,7 +129,7 @@ fn takeback(ctx: &Ctx, c: &Commission, adjusted_by: Option<&CommissionId>, why: 
                 ..c.clone()
             };
             let line = format!("commission {} was already paid: adjustment {amount} booked against the next payout ({why})", c.amount);
-            Ok((LedgerWrite::Book { commission: adj, reason: why.to_owned() }, line))
+            Ok((LedgerWrite::Book { commission: Box::new(adj), reason: why.to_owned() }, line))
         }
     }
 }

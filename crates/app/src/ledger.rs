@@ -16,7 +16,7 @@ use partnerloop_domain::referral::ReferralId;
 #[derive(Debug, Clone)]
 pub enum LedgerWrite {
     /// Books a new commission (an accrual, or an adjustment of a paid one).
-    Book { commission: Commission, reason: String },
+    Book { commission: Box<Commission>, reason: String },
     /// Reverses a pending or payable commission that no payout holds
     /// ([`crate::error::StoreError::Stale`] when it is no longer so).
     Reverse { id: CommissionId, reason: String },

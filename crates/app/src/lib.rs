@@ -7,11 +7,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod commissions;
 pub mod ctx;
 pub mod deals;
 pub mod error;
 pub mod ids;
-pub mod commissions;
 pub mod import;
 pub mod ledger;
 pub mod matching;

@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use partnerloop_domain::commission::{CommissionId, PayoutId, PayoutStatus};
 use partnerloop_domain::ids::PartnerId;
 use partnerloop_domain::payout::{
-    AbaRouting, Bic, Iban, MaskedPayoutMethod, NachaPayer, PayoutFileInput, PayoutLine, PayoutMethod, SepaPayer, generic_csv, nacha, paypal_csv,
-    sepa_xml,
+    AbaRouting, Bic, Iban, MaskedPayoutMethod, NachaPayer, PayoutFileInput, PayoutLine, PayoutMethod, SepaPayer, generic_csv, nacha,
+    paypal_csv, sepa_xml,
 };
 use partnerloop_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,13 @@ pub async fn put_settings(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, s: Payo
         masked: masked.to_string(),
         updated_at: ctx.now,
     };
-    store.put_payout_settings(&ctx.workspace_id, &record, &audit(ctx, "payout_settings.set", "workspace", ctx.workspace_id.as_str(), masked.clone())).await?;
+    store
+        .put_payout_settings(
+            &ctx.workspace_id,
+            &record,
+            &audit(ctx, "payout_settings.set", "workspace", ctx.workspace_id.as_str(), masked.clone()),
+        )
+        .await?;
     Ok(masked)
 }
 
@@ -310,16 +316,18 @@ pub async fn export(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, id: &PayoutId
         ExportFormat::PaypalCsv => paypal_csv(&input).map_err(file_error)?,
         ExportFormat::Csv => generic_csv(&input).map_err(file_error)?,
         ExportFormat::SepaXml => {
-            let s = open_settings(store, sealer, ctx).await?.and_then(|s| s.sepa).ok_or_else(|| {
-                AppError::conflict(Some("sepa"), "set the payer's SEPA account first (PUT /api/v1/settings/payouts)")
-            })?;
+            let s = open_settings(store, sealer, ctx)
+                .await?
+                .and_then(|s| s.sepa)
+                .ok_or_else(|| AppError::conflict(Some("sepa"), "set the payer's SEPA account first (PUT /api/v1/settings/payouts)"))?;
             let payer = SepaPayer { debtor_name: s.debtor_name, iban: s.iban, bic: s.bic };
             sepa_xml(&input, &payer).map_err(file_error)?.into_bytes()
         }
         ExportFormat::Nacha => {
-            let n = open_settings(store, sealer, ctx).await?.and_then(|s| s.nacha).ok_or_else(|| {
-                AppError::conflict(Some("nacha"), "set the payer's NACHA details first (PUT /api/v1/settings/payouts)")
-            })?;
+            let n = open_settings(store, sealer, ctx)
+                .await?
+                .and_then(|s| s.nacha)
+                .ok_or_else(|| AppError::conflict(Some("nacha"), "set the payer's NACHA details first (PUT /api/v1/settings/payouts)"))?;
             let payer = NachaPayer {
                 destination_name: n.destination_name.clone(),
                 origin_name: n.company_name.clone(),

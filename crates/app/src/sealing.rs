@@ -51,7 +51,8 @@ impl Sealer {
     pub fn seal(&self, context: &str, plain: &[u8]) -> String {
         let nonce_bytes: [u8; 24] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
-        let sealed = self.cipher.encrypt(&nonce, Payload { msg: plain, aad: context.as_bytes() }).expect("encryption of a slice cannot fail");
+        let sealed =
+            self.cipher.encrypt(&nonce, Payload { msg: plain, aad: context.as_bytes() }).expect("encryption of a slice cannot fail");
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&sealed);
         format!("{PREFIX}{}", STANDARD.encode(out))

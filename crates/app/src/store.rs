@@ -315,7 +315,13 @@ pub trait Store: Send + Sync + 'static {
     async fn default_plan(&self, ws: &WorkspaceId) -> StoreResult<Option<CommissionPlan>>;
     async fn commission(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Commission>;
     /// Commissions in id order; `filter.status` is judged as of `now`.
-    async fn list_commissions(&self, ws: &WorkspaceId, filter: &CommissionFilter, now: Timestamp, page: &Page) -> StoreResult<Paged<Commission>>;
+    async fn list_commissions(
+        &self,
+        ws: &WorkspaceId,
+        filter: &CommissionFilter,
+        now: Timestamp,
+        page: &Page,
+    ) -> StoreResult<Paged<Commission>>;
     /// The ledger entries of one commission, oldest first.
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>>;
     /// The adjustment that corrects a paid commission, if any.

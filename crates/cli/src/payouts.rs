@@ -73,7 +73,10 @@ pub async fn run(store: &dyn Store, sealer: &Sealer, command: PayoutsCommand) ->
             let ws = workspaces::ensure(store, &workspace, now).await.map_err(app_error).context("--workspace")?;
             let format = ExportFormat::parse(&format).map_err(app_error).context("--format")?;
             let ctx = Ctx::system(ws.id, "payouts export", now);
-            let file = payouts::export(store, sealer, &ctx, &PayoutId::from_string(id.clone()), format).await.map_err(app_error).with_context(|| format!("payout {id}"))?;
+            let file = payouts::export(store, sealer, &ctx, &PayoutId::from_string(id.clone()), format)
+                .await
+                .map_err(app_error)
+                .with_context(|| format!("payout {id}"))?;
             match output {
                 Some(path) => std::fs::write(&path, &file.bytes).with_context(|| format!("cannot write {}", path.display()))?,
                 None => std::io::stdout().write_all(&file.bytes).context("cannot write to stdout")?,

@@ -103,7 +103,9 @@ async fn a_win_accrues_one_commission_payable_after_the_hold(engine: Engine) {
     assert_eq!((c["status"].as_str(), c["kind"].as_str(), c["partner_id"].as_str()), (Some("pending"), Some("accrual"), Some(p.id(0))));
     assert!(c["rule"].as_str().unwrap().contains("15 % of 10000.10 USD"), "{c}");
     let available: Timestamp = c["available_at"].as_str().unwrap().parse().unwrap();
-    assert!(available >= before + SignedDuration::from_hours(24 * 30) && available < Timestamp::now() + SignedDuration::from_hours(24 * 30));
+    assert!(
+        available >= before + SignedDuration::from_hours(24 * 30) && available < Timestamp::now() + SignedDuration::from_hours(24 * 30)
+    );
 
     // The same win again changes nothing.
     p.win(&r, "10000.10", "USD").await;
@@ -114,7 +116,9 @@ async fn a_win_accrues_one_commission_payable_after_the_hold(engine: Engine) {
     let id = c["id"].as_str().unwrap();
     assert_eq!(p.app.get(&format!("/api/v1/commissions/{id}"), p.token(1)).await.status(), 404);
     let (_, tl) = body(p.app.get(&format!("/api/v1/referrals/{r}/timeline"), p.token(0)).await).await;
-    assert!(tl["data"].as_array().unwrap().iter().any(|e| e["kind"] == "commission" && e["summary"].as_str().unwrap().contains("1500.02 USD")));
+    assert!(
+        tl["data"].as_array().unwrap().iter().any(|e| e["kind"] == "commission" && e["summary"].as_str().unwrap().contains("1500.02 USD"))
+    );
 
     // After the hold it is payable: on read at once, and in storage after the release job.
     let later = Timestamp::now() + SignedDuration::from_hours(24 * 31);
@@ -134,7 +138,12 @@ async fn a_win_accrues_one_commission_payable_after_the_hold(engine: Engine) {
 }
 
 async fn twenty_concurrent_wins_accrue_one_commission(engine: Engine) {
-    let p = Program::new(engine, 1, json!({"name": "Flat", "kind": "flat", "amount": {"amount": "250.00", "currency": "USD"}, "default": true})).await;
+    let p = Program::new(
+        engine,
+        1,
+        json!({"name": "Flat", "kind": "flat", "amount": {"amount": "250.00", "currency": "USD"}, "default": true}),
+    )
+    .await;
     let r = p.referral(0, "Initech").await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -190,7 +199,13 @@ async fn a_deal_leaving_won_takes_its_commission_back(engine: Engine) {
 }
 
 async fn paypal(p: &Program, i: usize) {
-    let (s, d) = p.put(&format!("/api/v1/partners/{}/payout-details", p.id(i)), p.token(i), json!({"method": "paypal", "email": format!("pay{i}@partner.example")})).await;
+    let (s, d) = p
+        .put(
+            &format!("/api/v1/partners/{}/payout-details", p.id(i)),
+            p.token(i),
+            json!({"method": "paypal", "email": format!("pay{i}@partner.example")}),
+        )
+        .await;
     assert_eq!(s, 200, "{d}");
 }
 
@@ -227,7 +242,9 @@ async fn a_reversal_after_payout_is_netted_by_the_next_payout(engine: Engine) {
     assert_eq!(s, 201, "{batch}");
     assert_eq!(amount(&batch["items"][0]["amount"]), usd("100.00"), "300.00 − 200.00");
     assert_eq!(batch["items"][0]["commission_ids"].as_array().unwrap().len(), 2);
-    let (_, st) = body(p.app.get(&format!("/api/v1/partners/{}/statement?payout_id={}", p.id(0), batch["id"].as_str().unwrap()), p.token(0)).await).await;
+    let (_, st) =
+        body(p.app.get(&format!("/api/v1/partners/{}/statement?payout_id={}", p.id(0), batch["id"].as_str().unwrap()), p.token(0)).await)
+            .await;
     assert_eq!(st["lines"].as_array().unwrap().len(), 2, "{st}");
     assert_eq!(amount(&st["balances"][0]["paid"]), usd("200.00"));
     p.app.cleanup().await;
@@ -236,13 +253,20 @@ async fn a_reversal_after_payout_is_netted_by_the_next_payout(engine: Engine) {
 async fn payout_details_are_validated_masked_and_sealed(engine: Engine) {
     let p = Program::new(engine, 2, json!({"name": "Standard", "kind": "percent", "rate": "0.10", "default": true})).await;
     let path = format!("/api/v1/partners/{}/payout-details", p.id(0));
-    let (s, problem) = p.put(&path, &p.app.admin, json!({"method": "sepa", "account_name": "Partner 0", "iban": "DE89370400440532013001"})).await;
+    let (s, problem) =
+        p.put(&path, &p.app.admin, json!({"method": "sepa", "account_name": "Partner 0", "iban": "DE89370400440532013001"})).await;
     assert_eq!((s, problem_fields(&problem)), (422, vec!["iban".to_owned()]), "{problem}");
     let (s, problem) = p
         .put(&path, &p.app.admin, json!({"method": "ach", "account_name": "P", "routing_number": "021000022", "account_number": "12345678", "account_type": "checking"}))
         .await;
     assert_eq!((s, problem_fields(&problem)), (422, vec!["routing_number".to_owned()]), "{problem}");
-    let (s, masked) = p.put(&path, p.token(0), json!({"method": "sepa", "account_name": "Partner 0", "iban": "DE89 3704 0044 0532 0130 00", "bic": "COBADEFFXXX"})).await;
+    let (s, masked) = p
+        .put(
+            &path,
+            p.token(0),
+            json!({"method": "sepa", "account_name": "Partner 0", "iban": "DE89 3704 0044 0532 0130 00", "bic": "COBADEFFXXX"}),
+        )
+        .await;
     assert_eq!(s, 200, "{masked}");
     assert_eq!(masked["iban_last4"], "3000");
     assert!(!masked.to_string().contains("DE8937040044"), "{masked}");
@@ -256,19 +280,21 @@ async fn payout_details_are_validated_masked_and_sealed(engine: Engine) {
     let raw: Vec<String> = match engine {
         Engine::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&p.app.database_url).await.unwrap();
-            let rows = sqlx::query_scalar("SELECT sealed || masked FROM payout_details UNION ALL SELECT COALESCE(after_state, '') FROM audit_log")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+            let rows =
+                sqlx::query_scalar("SELECT sealed || masked FROM payout_details UNION ALL SELECT COALESCE(after_state, '') FROM audit_log")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
             pool.close().await;
             rows
         }
         Engine::Postgres => {
             let pool = sqlx::PgPool::connect(&p.app.database_url).await.unwrap();
-            let rows = sqlx::query_scalar("SELECT sealed || masked FROM payout_details UNION ALL SELECT COALESCE(after_state, '') FROM audit_log")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+            let rows =
+                sqlx::query_scalar("SELECT sealed || masked FROM payout_details UNION ALL SELECT COALESCE(after_state, '') FROM audit_log")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
             pool.close().await;
             rows
         }
@@ -300,7 +326,11 @@ async fn a_payout_batch_pays_each_balance_once_and_exports_its_files(engine: Eng
         .await;
     assert_eq!(s, 200);
     let (s, _) = p
-        .put(&format!("/api/v1/partners/{}/payout-details", p.id(2)), &p.app.admin, json!({"method": "sepa", "account_name": "Société Générale Partner", "iban": "FR1420041010050500013M02606"}))
+        .put(
+            &format!("/api/v1/partners/{}/payout-details", p.id(2)),
+            &p.app.admin,
+            json!({"method": "sepa", "account_name": "Société Générale Partner", "iban": "FR1420041010050500013M02606"}),
+        )
         .await;
     assert_eq!(s, 200);
     // Partner 3 has no details; partner 4 earns less than the minimum.
@@ -315,12 +345,17 @@ async fn a_payout_batch_pays_each_balance_once_and_exports_its_files(engine: Eng
     assert_eq!(s, 201, "{batch}");
     assert_eq!((batch["status"].as_str(), batch["currency"].as_str()), (Some("draft"), Some("USD")));
     assert_eq!(amount(&batch["total"]), usd("500.00"));
-    let items: Vec<(&str, (String, String), &str)> =
-        batch["items"].as_array().unwrap().iter().map(|i| (i["partner_id"].as_str().unwrap(), amount(&i["amount"]), i["method"].as_str().unwrap())).collect();
+    let items: Vec<(&str, (String, String), &str)> = batch["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["partner_id"].as_str().unwrap(), amount(&i["amount"]), i["method"].as_str().unwrap()))
+        .collect();
     let mut expected = vec![(p.id(0), usd("200.00"), "paypal"), (p.id(1), usd("300.00"), "ach")];
     expected.sort();
     assert_eq!(items, expected);
-    let skipped: Vec<(&str, &str)> = batch["skipped"].as_array().unwrap().iter().map(|k| (k["partner_id"].as_str().unwrap(), k["reason"].as_str().unwrap())).collect();
+    let skipped: Vec<(&str, &str)> =
+        batch["skipped"].as_array().unwrap().iter().map(|k| (k["partner_id"].as_str().unwrap(), k["reason"].as_str().unwrap())).collect();
     assert!(skipped.contains(&(p.id(3), "the partner has no payout details")), "{skipped:?}");
     assert!(skipped.iter().any(|(id, why)| *id == p.id(4) && why.contains("below the minimum 50.00 USD")), "{skipped:?}");
     let id = batch["id"].as_str().unwrap().to_owned();
@@ -329,7 +364,9 @@ async fn a_payout_batch_pays_each_balance_once_and_exports_its_files(engine: Eng
     let (s, _) = p.admin_post("/api/v1/payouts", json!({"currency": "USD"})).await;
     assert_eq!(s, 422);
 
-    let export = |format: &str| p.app.request(reqwest::Method::GET, &format!("/api/v1/payouts/{id}/export?format={format}"), Some(&p.app.admin)).send();
+    let export = |format: &str| {
+        p.app.request(reqwest::Method::GET, &format!("/api/v1/payouts/{id}/export?format={format}"), Some(&p.app.admin)).send()
+    };
 
     let paypal = export("paypal_csv").await.unwrap();
     assert_eq!(paypal.status(), 200);

@@ -129,7 +129,10 @@ fn sepa_file_validates_against_the_pain_001_001_03_schema() {
     if Command::new("xmllint").arg("--version").output().is_err() {
         assert!(std::env::var_os("CI").is_none(), "xmllint is required in CI (Debian package libxml2-utils)");
         // Straight to stderr: libtest captures eprintln! of passing tests.
-        let _ = writeln!(std::io::stderr(), "SKIPPED sepa_file_validates_against_the_pain_001_001_03_schema: xmllint is not installed (Debian package libxml2-utils)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED sepa_file_validates_against_the_pain_001_001_03_schema: xmllint is not installed (Debian package libxml2-utils)"
+        );
         return;
     }
     let dir = std::env::temp_dir().join(format!("partnerloop-sepa-{}", std::process::id()));

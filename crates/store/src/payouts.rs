@@ -84,14 +84,13 @@ impl SqlStore {
 
     pub(crate) async fn payout_details_(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>> {
         on_read!(self, |pool| {
-            let row: Option<(String, String, String, String)> = sqlx::query_as(
-                "SELECT method, sealed, masked, updated_at FROM payout_details WHERE workspace_id = $1 AND partner_id = $2",
-            )
-            .bind(ws.as_str())
-            .bind(partner.as_str())
-            .fetch_optional(pool)
-            .await
-            .map_err(map)?;
+            let row: Option<(String, String, String, String)> =
+                sqlx::query_as("SELECT method, sealed, masked, updated_at FROM payout_details WHERE workspace_id = $1 AND partner_id = $2")
+                    .bind(ws.as_str())
+                    .bind(partner.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(map)?;
             row.map(|(method, sealed, masked, at)| {
                 Ok(SealedPayoutDetails { partner_id: partner.clone(), method, sealed, masked, updated_at: from_text(&at)? })
             })
@@ -167,7 +166,9 @@ impl SqlStore {
                 let reason = match method {
                     _ if sum <= 0 => Some("the balance is not positive: a clawback is outstanding".to_owned()),
                     None => Some("the partner has no payout details".to_owned()),
-                    Some(_) if sum < minimum => Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency))),
+                    Some(_) if sum < minimum => {
+                        Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency)))
+                    }
                     Some(m) => {
                         chosen.push((partner.clone(), m));
                         None
@@ -193,7 +194,8 @@ impl SqlStore {
             .await
             .map_err(map)?;
             for chunk in chosen.chunks(ITEM_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO payout_items (payout_id, partner_id, amount_minor, commission_count, method) ");
+                let mut q =
+                    sqlx::QueryBuilder::new("INSERT INTO payout_items (payout_id, partner_id, amount_minor, commission_count, method) ");
                 q.push_values(chunk, |mut b, (partner, method)| {
                     b.push_bind(id).push_bind(partner.as_str()).push_bind(0i64).push_bind(0i64).push_bind(method.as_str());
                 });
@@ -227,12 +229,14 @@ impl SqlStore {
             // A concurrent change (a reversal, another batch) may have left
             // an item short of the minimum: give its commissions back.
             let short = "SELECT partner_id FROM payout_items WHERE payout_id = $1 AND amount_minor < $2";
-            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE commissions SET payout_id = NULL WHERE payout_id = $1 AND partner_id IN ({short})")))
-                .bind(id)
-                .bind(minimum)
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE commissions SET payout_id = NULL WHERE payout_id = $1 AND partner_id IN ({short})"
+            )))
+            .bind(id)
+            .bind(minimum)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
             sqlx::query("DELETE FROM payout_items WHERE payout_id = $1 AND amount_minor < $2")
                 .bind(id)
                 .bind(minimum)
@@ -365,13 +369,15 @@ impl SqlStore {
         let at = to_text(audit.at);
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            let done = sqlx::query("UPDATE payouts SET status = 'cancelled', updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND status = 'draft'")
-                .bind(&at)
-                .bind(ws.as_str())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+            let done = sqlx::query(
+                "UPDATE payouts SET status = 'cancelled', updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND status = 'draft'",
+            )
+            .bind(&at)
+            .bind(ws.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Stale);
             }

@@ -4,16 +4,16 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use partnerloop_app::error::StoreError;
+use partnerloop_app::ledger::*;
 use partnerloop_app::store::*;
 use partnerloop_domain::account::Account;
+use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 use partnerloop_domain::deal::Deal;
 use partnerloop_domain::ids::{AccountId, DealId, PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::partner::Partner;
 use partnerloop_domain::plan::CommissionPlan;
 use partnerloop_domain::referral::{Referral, ReferralId};
 use partnerloop_domain::rules::Rules;
-use partnerloop_app::ledger::*;
-use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
 use crate::errors::map;
 use crate::records::insert_audit;
@@ -285,7 +285,13 @@ impl Store for SqlStore {
     async fn commission(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Commission> {
         self.commission_(ws, id).await
     }
-    async fn list_commissions(&self, ws: &WorkspaceId, filter: &CommissionFilter, now: Timestamp, page: &Page) -> StoreResult<Paged<Commission>> {
+    async fn list_commissions(
+        &self,
+        ws: &WorkspaceId,
+        filter: &CommissionFilter,
+        now: Timestamp,
+        page: &Page,
+    ) -> StoreResult<Paged<Commission>> {
         self.list_commissions_(ws, filter, now, page).await
     }
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {

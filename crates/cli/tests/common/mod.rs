@@ -70,7 +70,9 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let secret = partnerloop_app::Store::instance_setting_or_init(store.as_ref(), "secret_key", partnerloop_app::auth::random_secret()).await.unwrap();
+        let secret = partnerloop_app::Store::instance_setting_or_init(store.as_ref(), "secret_key", partnerloop_app::auth::random_secret())
+            .await
+            .unwrap();
         let router = partnerloop_web::router(partnerloop_web::AppState::new(store.clone(), &secret));
         tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
         let mut app = TestApp {

@@ -125,8 +125,10 @@ async fn create_payout(State(s): State<AppState>, Auth(ctx): Auth, ApiJson(b): A
         .map(|k| SkippedOut { partner_id: k.partner_id.to_string(), balance: MoneyDto::from(&k.balance), reason: k.reason.clone() })
         .collect();
     let Some(payout) = payout else {
-        let mut errors: Vec<FieldError> =
-            skipped.iter().map(|k| FieldError::new(format!("partners.{}", k.partner_id), format!("{} ({})", k.reason, k.balance))).collect();
+        let mut errors: Vec<FieldError> = skipped
+            .iter()
+            .map(|k| FieldError::new(format!("partners.{}", k.partner_id), format!("{} ({})", k.reason, k.balance)))
+            .collect();
         if errors.is_empty() {
             errors.push(FieldError::new("currency", format!("nothing is payable in {currency}")));
         }
@@ -167,7 +169,12 @@ pub struct ExportParams {
 /// items whose payout method fits it; `csv` holds all.
 #[utoipa::path(get, path = "/api/v1/payouts/{id}/export", tag = "payouts", params(ExportParams),
     responses((status = 200, description = "the file"), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn export_payout(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, Query(q): Query<ExportParams>) -> Result<Response, ApiError> {
+async fn export_payout(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ExportParams>,
+) -> Result<Response, ApiError> {
     let format = ExportFormat::parse(q.format.as_deref().unwrap_or(""))?;
     let file = payouts::export(s.store.as_ref(), &s.sealer, &ctx, &PayoutId::from_string(id), format).await?;
     let disposition = format!("attachment; filename=\"{}\"", file.filename);
@@ -183,7 +190,12 @@ pub struct MarkPaidBody {
 /// The batch was paid: its commissions become `paid` (admin).
 #[utoipa::path(post, path = "/api/v1/payouts/{id}/mark-paid", tag = "payouts", request_body = MarkPaidBody,
     responses((status = 200, body = PayoutOut), (status = 409, body = Problem)))]
-async fn mark_paid(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<MarkPaidBody>) -> Result<Json<PayoutOut>, ApiError> {
+async fn mark_paid(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<MarkPaidBody>,
+) -> Result<Json<PayoutOut>, ApiError> {
     let reference = required_text("reference", &b.reference, 200).map_err(|e| ApiError::from(vec![e]))?;
     let p = payouts::mark_paid(s.store.as_ref(), &ctx, &PayoutId::from_string(id), reference).await?;
     Ok(Json(payout_out(&s, &ctx, &p, true).await?))
@@ -274,7 +286,11 @@ fn parse_settings(b: PayoutSettingsBody) -> Result<PayoutSettings, ApiError> {
 /// Set the payer: the payout minimum and the bank data the files need (admin).
 #[utoipa::path(put, path = "/api/v1/settings/payouts", tag = "payouts", request_body = PayoutSettingsBody,
     responses((status = 200, description = "the settings, bank numbers masked"), (status = 422, body = Problem)))]
-async fn put_settings(State(s): State<AppState>, Auth(ctx): Auth, ApiJson(b): ApiJson<PayoutSettingsBody>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn put_settings(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    ApiJson(b): ApiJson<PayoutSettingsBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let settings = parse_settings(b)?;
     Ok(Json(payouts::put_settings(s.store.as_ref(), &s.sealer, &ctx, settings).await?))
 }
@@ -304,7 +320,10 @@ async fn put_details(
 #[utoipa::path(get, path = "/api/v1/partners/{id}/payout-details", tag = "partners",
     responses((status = 200, description = "the masked details"), (status = 404, body = Problem)))]
 async fn get_details(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    payouts::details(s.store.as_ref(), &ctx, &PartnerId::from_string(id)).await?.map(Json).ok_or(ApiError::App(partnerloop_app::AppError::NotFound))
+    payouts::details(s.store.as_ref(), &ctx, &PartnerId::from_string(id))
+        .await?
+        .map(Json)
+        .ok_or(ApiError::App(partnerloop_app::AppError::NotFound))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
