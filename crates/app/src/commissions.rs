@@ -42,17 +42,7 @@ async fn plan_for(
 
 /// All commissions of one referral, oldest first.
 async fn of_referral(store: &dyn Store, ctx: &Ctx, referral: &Referral) -> Result<Vec<Commission>, AppError> {
-    let filter = CommissionFilter { referral_id: Some(referral.id.clone()), ..Default::default() };
-    let mut out = Vec::new();
-    let mut page = Page { limit: 100, after: None };
-    loop {
-        let p = store.list_commissions(&ctx.workspace_id, &filter, ctx.now, &page).await?;
-        out.extend(p.items);
-        match p.next_after {
-            Some(after) => page.after = Some(after),
-            None => return Ok(out),
-        }
-    }
+    Ok(store.referral_commissions(&ctx.workspace_id, &referral.id).await?)
 }
 
 /// The ledger write for a win of `won` (its amount set), and a timeline
@@ -211,5 +201,78 @@ pub async fn release_due(store: &dyn Store, ws: Option<&partnerloop_domain::ids:
         if n < u64::from(RELEASE_CHUNK) {
             return Ok(total);
         }
+    }
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backfill {
+    pub accrued: u64,
+    /// Won referrals of partners that no plan pays.
+    pub without_plan: u64,
+}
+
+/// Rows read and booked per backfill transaction.
+const BACKFILL_CHUNK: u32 = 5_000;
+
+/// Accrues the commission of every won referral that never had one
+/// (imported history, wins from before a plan existed), each at its won
+/// date with the plan that pays its partner now. Streams in chunks, so
+/// memory stays flat whatever the count.
+pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, AppError> {
+    ctx.require_admin()?;
+    let mut plans: std::collections::HashMap<Option<partnerloop_domain::ids::PlanId>, Option<CommissionPlan>> = Default::default();
+    let mut report = Backfill::default();
+    let mut after: Option<partnerloop_domain::referral::ReferralId> = None;
+    loop {
+        let wins = store.won_without_commission(&ctx.workspace_id, after.as_ref(), BACKFILL_CHUNK).await?;
+        let Some(last) = wins.last() else { return Ok(report) };
+        after = Some(last.referral_id.clone());
+        let mut booked = Vec::with_capacity(wins.len());
+        for w in &wins {
+            if !plans.contains_key(&w.partner_plan) {
+                let plan = match &w.partner_plan {
+                    Some(id) => Some(store.plan(&ctx.workspace_id, id).await?),
+                    None => store.default_plan(&ctx.workspace_id).await?,
+                };
+                plans.insert(w.partner_plan.clone(), plan);
+            }
+            let Some(plan) = plans.get(&w.partner_plan).and_then(Option::as_ref) else {
+                report.without_plan += 1;
+                continue;
+            };
+            let accrual = commission::accrue(plan, &Win { amount: w.amount, tier: w.partner_tier.as_deref() })
+                .map_err(|e| AppError::invalid("amount", format!("referral {}: {e}", w.referral_id)))?;
+            booked.push(Commission {
+                id: commission_id(ctx.now),
+                partner_id: w.partner_id.clone(),
+                referral_id: w.referral_id.clone(),
+                plan_id: Some(plan.id.clone()),
+                kind: CommissionKind::Accrual,
+                won_seq: 1,
+                amount: accrual.amount,
+                status: CommissionStatus::Pending,
+                rule: accrual.rule,
+                available_at: available_at(w.won_at, plan.hold_days),
+                created_at: ctx.now,
+                updated_at: ctx.now,
+                payout_id: None,
+                adjusts: None,
+            });
+        }
+        if booked.is_empty() {
+            continue;
+        }
+        let audit = AuditEntry {
+            at: ctx.now,
+            actor: ctx.actor.audit_name(),
+            action: "commissions.backfilled".into(),
+            entity: "workspace".into(),
+            entity_id: ctx.workspace_id.to_string(),
+            before: None,
+            after: Some(json!({"accrued": booked.len(), "through_referral": after.as_ref().map(|a| a.as_str())})),
+        };
+        store.book_commissions(&ctx.workspace_id, &booked, "won referral accrued by backfill", &audit).await?;
+        report.accrued += booked.len() as u64;
     }
 }

@@ -134,3 +134,15 @@ pub struct Balance {
     pub paid: Money,
     pub reversed: Money,
 }
+
+/// A won referral that has never accrued a commission (imported history,
+/// or won before any plan applied), with what its plan depends on.
+#[derive(Debug, Clone)]
+pub struct UnaccruedWin {
+    pub referral_id: ReferralId,
+    pub partner_id: PartnerId,
+    pub amount: Money,
+    pub won_at: Timestamp,
+    pub partner_plan: Option<PlanId>,
+    pub partner_tier: Option<String>,
+}

@@ -14,6 +14,7 @@ use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 use crate::error::StoreError;
 use crate::ledger::{
     Balance, CommissionFilter, LedgerEntry, LedgerWrite, NewPayout, Payout, PayoutCreated, SealedPayoutDetails, SealedPayoutSettings,
+    UnaccruedWin,
 };
 use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
@@ -322,6 +323,13 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         page: &Page,
     ) -> StoreResult<Paged<Commission>>;
+    /// Every commission of one referral, oldest first.
+    async fn referral_commissions(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>>;
+    /// Won referrals without any accrual, in id order after `after`.
+    async fn won_without_commission(&self, ws: &WorkspaceId, after: Option<&ReferralId>, limit: u32) -> StoreResult<Vec<UnaccruedWin>>;
+    /// Books many new commissions at once with their entries (a backfill),
+    /// in one transaction with the audit row.
+    async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// The ledger entries of one commission, oldest first.
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>>;
     /// The adjustment that corrects a paid commission, if any.

@@ -52,6 +52,11 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Commissions: accrue what won referrals have not yet earned.
+    Commissions {
+        #[command(subcommand)]
+        command: payouts::CommissionsCommand,
+    },
     /// Payout batches: make one, export it for PayPal or the bank.
     Payouts {
         #[command(subcommand)]
@@ -166,6 +171,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
+        Command::Commissions { command } => {
+            let store = open_store(&config).await?;
+            payouts::run_commissions(store.as_ref(), command).await
+        }
         Command::Payouts { command } => {
             let store = open_store(&config).await?;
             let sealer = partnerloop_app::sealing::Sealer::from_secret(&secret_key(&config, store.as_ref()).await?);

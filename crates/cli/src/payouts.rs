@@ -1,4 +1,5 @@
-//! `partnerloop payouts run|export`: payout batches from the command line.
+//! `partnerloop payouts run|export` and `partnerloop commissions accrue`:
+//! the money side from the command line.
 //!
 //! `run` makes a draft batch and prints its id alone on stdout (a summary
 //! goes to stderr), so scripts can chain `export`; `export` writes the file
@@ -81,6 +82,33 @@ pub async fn run(store: &dyn Store, sealer: &Sealer, command: PayoutsCommand) ->
                 Some(path) => std::fs::write(&path, &file.bytes).with_context(|| format!("cannot write {}", path.display()))?,
                 None => std::io::stdout().write_all(&file.bytes).context("cannot write to stdout")?,
             }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommissionsCommand {
+    /// Accrue the commission of every won referral that has none (imported
+    /// history, wins from before a plan existed), at its won date.
+    Accrue {
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
+    },
+}
+
+pub async fn run_commissions(store: &dyn Store, command: CommissionsCommand) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    match command {
+        CommissionsCommand::Accrue { workspace } => {
+            let ws = workspaces::ensure(store, &workspace, now).await.map_err(app_error).context("--workspace")?;
+            let ctx = Ctx::system(ws.id, "commissions accrue", now);
+            let report = partnerloop_app::commissions::accrue_missing(store, &ctx).await.map_err(app_error)?;
+            let released = partnerloop_app::commissions::release_due(store, Some(&ctx.workspace_id), now).await.map_err(app_error)?;
+            println!(
+                "{} commissions accrued ({} now payable); {} won referrals without a plan",
+                report.accrued, released, report.without_plan
+            );
             Ok(())
         }
     }

@@ -410,3 +410,57 @@ async fn a_payout_batch_pays_each_balance_once_and_exports_its_files(engine: Eng
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     p.app.cleanup().await;
 }
+
+/// The command line: imported won history accrues by `commissions accrue`,
+/// `payouts run` prints the batch id, `payouts export` writes the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_backfills_history_and_runs_a_payout() {
+    let p =
+        Program::new(Engine::Sqlite, 1, json!({"name": "Ten", "kind": "percent", "rate": "0.10", "hold_days": 30, "default": true})).await;
+    paypal(&p, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("referrals.csv");
+    let recent = (Timestamp::now() - SignedDuration::from_hours(24 * 5)).strftime("%Y-%m-%d").to_string();
+    let earlier = (Timestamp::now() - SignedDuration::from_hours(24 * 10)).strftime("%Y-%m-%d").to_string();
+    std::fs::write(
+        &csv,
+        format!(
+            "partner_contact_email,company_name,company_domain,contact_name,contact_email,created_at,status,stage,amount,currency,closed_at\n\
+             p0@partner0.example,Oldco,oldco.example,Olga,olga@oldco.example,2026-01-02,won,closed_won,12000.00,USD,2026-01-15\n\
+             p0@partner0.example,Newco,newco.example,Ned,ned@newco.example,{earlier},won,closed_won,3000.00,USD,{recent}\n"
+        ),
+    )
+    .unwrap();
+    let bin = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_partnerloop"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PARTNERLOOP_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("PARTNERLOOP_DATABASE_URL", &p.app.database_url).env("PARTNERLOOP_LOG", "warn").args(args).output().unwrap()
+    };
+    let out = bin(&["import", "referrals", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin(&["commissions", "accrue"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 commissions accrued (1 now payable); 0 won referrals without a plan");
+    let again = bin(&["commissions", "accrue"]);
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("0 commissions accrued"), "a second run accrues nothing");
+
+    let out = bin(&["payouts", "run", "--currency", "USD"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(id.starts_with("pay_"), "{id}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1200.00 USD to 1 partners"), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("out.csv");
+    let out = bin(&["payouts", "export", &id, "--format", "paypal_csv", "--output", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("pay0@partner.example,1200.00,USD,"));
+    let out = bin(&["payouts", "export", &id, "--format", "sepa_xml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SEPA"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin(&["payouts", "run", "--currency", "USD"]);
+    assert!(!out.status.success(), "nothing left to pay");
+    p.app.cleanup().await;
+}

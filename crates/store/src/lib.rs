@@ -27,6 +27,7 @@ mod group_commit;
 mod idempotency;
 mod import;
 mod ledger;
+mod ledger_bulk;
 mod payouts;
 mod records;
 mod referral_rows;

@@ -294,6 +294,15 @@ impl Store for SqlStore {
     ) -> StoreResult<Paged<Commission>> {
         self.list_commissions_(ws, filter, now, page).await
     }
+    async fn referral_commissions(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>> {
+        self.referral_commissions_(ws, referral).await
+    }
+    async fn won_without_commission(&self, ws: &WorkspaceId, after: Option<&ReferralId>, limit: u32) -> StoreResult<Vec<UnaccruedWin>> {
+        self.won_without_commission_(ws, after, limit).await
+    }
+    async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.book_commissions_(ws, commissions, reason, audit).await
+    }
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {
         self.commission_entries_(ws, id).await
     }

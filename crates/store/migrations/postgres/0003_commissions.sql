@@ -29,7 +29,7 @@ CREATE UNIQUE INDEX commissions_accrual_uq ON commissions (workspace_id, referra
 -- A paid commission is corrected at most once.
 CREATE UNIQUE INDEX commissions_adjusts_uq ON commissions (adjusts_id) WHERE adjusts_id IS NOT NULL;
 CREATE INDEX commissions_partner_idx ON commissions (workspace_id, partner_id, id);
-CREATE INDEX commissions_referral_idx ON commissions (referral_id);
+CREATE INDEX commissions_referral_idx ON commissions (workspace_id, referral_id);
 CREATE INDEX commissions_due_idx ON commissions (available_at, id) WHERE status = 'pending';
 CREATE INDEX commissions_payable_idx ON commissions (workspace_id, currency, partner_id) WHERE status = 'payable' AND payout_id IS NULL;
 CREATE INDEX commissions_payout_idx ON commissions (payout_id, partner_id) WHERE payout_id IS NOT NULL;

@@ -1,0 +1,131 @@
+//! Ledger reads by referral and the backfill of many accruals at once.
+//!
+//! Rules: a backfill chunk is one transaction — its commissions, one
+//! `accrued` entry each, and the audit row — written with multi-row
+//! statements; a chunk that meets an accrual booked meanwhile (the unique
+//! index) fails whole and the caller's next run picks up what is left.
+
+use partnerloop_app::error::StoreError;
+use partnerloop_app::ledger::UnaccruedWin;
+use partnerloop_app::store::{AuditEntry, StoreResult};
+use partnerloop_domain::commission::Commission;
+use partnerloop_domain::ids::{PartnerId, PlanId, WorkspaceId};
+use partnerloop_domain::referral::ReferralId;
+use partnerloop_domain::{Currency, Money};
+
+use crate::errors::map;
+use crate::ledger::{CommissionRow, commission_cols};
+use crate::records::insert_audit;
+use crate::time::{from_text, to_text};
+use crate::{SqlStore, on_read, on_write};
+
+/// Rows per multi-row INSERT: 16 columns × 1,500 stays under SQLite's 32,766 parameters.
+const BOOK_CHUNK: usize = 1500;
+
+impl SqlStore {
+    pub(crate) async fn referral_commissions_(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>> {
+        on_read!(self, |pool| {
+            let rows: Vec<CommissionRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                commission_cols!(),
+                " FROM commissions WHERE workspace_id = $1 AND referral_id = $2 ORDER BY id"
+            ))
+            .bind(ws.as_str())
+            .bind(referral.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            rows.into_iter().map(Commission::try_from).collect()
+        })
+    }
+
+    pub(crate) async fn won_without_commission_(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&ReferralId>,
+        limit: u32,
+    ) -> StoreResult<Vec<UnaccruedWin>> {
+        type Row = (String, String, i64, String, String, Option<String>, Option<String>);
+        on_read!(self, |pool| {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT r.id, r.partner_id, r.amount_minor, r.amount_currency, r.closed_at, p.commission_plan_id, p.tier
+                 FROM referrals r JOIN partners p ON p.id = r.partner_id
+                 WHERE r.workspace_id = $1 AND r.status = 'won' AND r.id > $2 AND r.amount_minor IS NOT NULL AND r.closed_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM commissions c WHERE c.workspace_id = r.workspace_id AND c.referral_id = r.id AND c.kind = 'accrual')
+                 ORDER BY r.id LIMIT $3",
+            )
+            .bind(ws.as_str())
+            .bind(after.map_or("", |a| a.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map)?;
+            rows.into_iter()
+                .map(|(id, partner, minor, currency, closed_at, plan, tier)| {
+                    let currency = Currency::parse("currency", &currency).map_err(|e| StoreError::Other(e.to_string().into()))?;
+                    Ok(UnaccruedWin {
+                        referral_id: ReferralId::from_string(id),
+                        partner_id: PartnerId::from_string(partner),
+                        amount: Money::from_minor(minor, currency),
+                        won_at: from_text(&closed_at)?,
+                        partner_plan: plan.map(PlanId::from_string),
+                        partner_tier: tier,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub(crate) async fn book_commissions_(
+        &self,
+        ws: &WorkspaceId,
+        commissions: &[Commission],
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let at = to_text(audit.at);
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            for chunk in commissions.chunks(BOOK_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO commissions (workspace_id, ", commission_cols!(), ") "));
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(ws.as_str())
+                        .push_bind(c.id.as_str())
+                        .push_bind(c.partner_id.as_str())
+                        .push_bind(c.referral_id.as_str())
+                        .push_bind(c.plan_id.as_ref().map(|p| p.as_str()))
+                        .push_bind(c.kind.as_str())
+                        .push_bind(i32::try_from(c.won_seq).unwrap_or(i32::MAX))
+                        .push_bind(c.amount.minor())
+                        .push_bind(c.amount.currency().code())
+                        .push_bind(c.status.as_str())
+                        .push_bind(c.rule.as_str())
+                        .push_bind(to_text(c.available_at))
+                        .push_bind(to_text(c.created_at))
+                        .push_bind(to_text(c.updated_at))
+                        .push_bind(c.payout_id.as_ref().map(|p| p.as_str()))
+                        .push_bind(c.adjusts.as_ref().map(|p| p.as_str()));
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
+                let mut q = sqlx::QueryBuilder::new(crate::ledger::entry_insert!());
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(ws.as_str())
+                        .push_bind(c.id.as_str())
+                        .push_bind(c.partner_id.as_str())
+                        .push_bind(c.referral_id.as_str())
+                        .push_bind(c.plan_id.as_ref().map(|p| p.as_str()))
+                        .push_bind("accrued")
+                        .push_bind(c.amount.minor())
+                        .push_bind(c.amount.currency().code())
+                        .push_bind(at.as_str())
+                        .push_bind(audit.actor.as_str())
+                        .push_bind(reason)
+                        .push_bind(None::<&str>);
+                });
+                q.build().execute(&mut *tx).await.map_err(map)?;
+            }
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)
+        })
+    }
+}
