@@ -23,6 +23,7 @@ pub mod referrals;
 pub mod rules;
 pub mod sealing;
 pub mod store;
+pub mod tiers;
 pub mod workspaces;
 
 pub use ctx::{Actor, Ctx};

@@ -362,4 +362,32 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// A draft batch is cancelled; its commissions are payable again.
     async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()>;
+
+    // Tiers
+    /// Replaces the workspace's ladder (its tiers with it).
+    async fn put_tier_ladder(&self, ws: &WorkspaceId, ladder: &crate::tiers::StoredLadder, audit: &AuditEntry) -> StoreResult<()>;
+    async fn tier_ladder(&self, ws: &WorkspaceId) -> StoreResult<Option<crate::tiers::StoredLadder>>;
+    /// Every workspace that has a ladder.
+    async fn tier_ladder_workspaces(&self) -> StoreResult<Vec<WorkspaceId>>;
+    /// Each partner's tier and `measure` over won referrals closed in
+    /// `[from, to]`, in one aggregate query: every partner that is not
+    /// archived, or just `only` (archived or not); in partner id order.
+    async fn tier_measures(
+        &self,
+        ws: &WorkspaceId,
+        measure: partnerloop_domain::tier::Measure,
+        from: Timestamp,
+        to: Timestamp,
+        only: Option<&PartnerId>,
+    ) -> StoreResult<Vec<crate::tiers::PartnerMeasure>>;
+    /// The stored evaluation states (all partners', or `only`'s).
+    async fn tier_states(&self, ws: &WorkspaceId, only: Option<&PartnerId>) -> StoreResult<Vec<crate::tiers::TierState>>;
+    /// Writes evaluation states (insert or replace), in one transaction with the audit row.
+    async fn put_tier_states(&self, ws: &WorkspaceId, states: &[crate::tiers::TierState], audit: &AuditEntry) -> StoreResult<()>;
+    /// Sets the partner's tier while it still is `change.from`
+    /// ([`StoreError::Stale`] otherwise), with a history row, a fresh
+    /// state and the audit row, in one transaction.
+    async fn change_partner_tier(&self, ws: &WorkspaceId, change: &crate::tiers::TierChange) -> StoreResult<()>;
+    /// A partner's tier history, oldest first.
+    async fn tier_history(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Vec<crate::tiers::TierHistoryEntry>>;
 }

@@ -227,10 +227,16 @@ async fn secret_key(config: &Config, store: &dyn partnerloop_app::Store) -> anyh
 }
 
 /// Periodic work: protection windows that lapsed are expired, freeing
-/// their accounts; commissions whose hold ended become payable. Each run is idempotent, so several servers may run it.
+/// their accounts; commissions whose hold ended become payable; partner
+/// tiers are re-evaluated. Each run is idempotent, so several servers may run it.
 async fn run_scheduler(store: Arc<SqlStore>) {
+    // Tiers move on a 12-month window and a grace period counted in days:
+    // hourly is prompt enough (admins evaluate on demand with POST
+    // /api/v1/tiers/evaluate), and it keeps the one-minute loop cheap.
+    const TIER_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tiers_last_run: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         match partnerloop_app::referrals::expire_lapsed(store.as_ref(), jiff::Timestamp::now()).await {
@@ -242,6 +248,14 @@ async fn run_scheduler(store: Arc<SqlStore>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "commissions became payable"),
             Err(e) => tracing::error!(error = ?e, "releasing commissions failed"),
+        }
+        if tiers_last_run.is_none_or(|t| t.elapsed() >= TIER_EVERY) {
+            tiers_last_run = Some(std::time::Instant::now());
+            match partnerloop_app::tiers::evaluate_all(store.as_ref(), jiff::Timestamp::now()).await {
+                Ok(r) if r.changed() == 0 => {}
+                Ok(r) => tracing::info!(promoted = r.promoted, demoted = r.demoted, reassigned = r.reassigned, "partner tiers changed"),
+                Err(e) => tracing::error!(error = ?e, "evaluating partner tiers failed"),
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod payout;
 pub mod plan;
 pub mod referral;
 pub mod rules;
+pub mod tier;
 pub mod validation;
 
 pub use email::Email;

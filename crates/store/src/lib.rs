@@ -35,6 +35,7 @@ mod referral_writes;
 mod rows;
 mod settings_cache;
 mod store_impl;
+mod tiers;
 mod time;
 
 pub use errors::UNIQUE_CONSTRAINTS;

@@ -348,6 +348,44 @@ impl Store for SqlStore {
     async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()> {
         self.cancel_payout_(ws, id, audit).await
     }
+
+    // Tiers
+    async fn put_tier_ladder(
+        &self,
+        ws: &WorkspaceId,
+        ladder: &partnerloop_app::tiers::StoredLadder,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.put_tier_ladder_(ws, ladder, audit).await
+    }
+    async fn tier_ladder(&self, ws: &WorkspaceId) -> StoreResult<Option<partnerloop_app::tiers::StoredLadder>> {
+        self.tier_ladder_(ws).await
+    }
+    async fn tier_ladder_workspaces(&self) -> StoreResult<Vec<WorkspaceId>> {
+        self.tier_ladder_workspaces_().await
+    }
+    async fn tier_measures(
+        &self,
+        ws: &WorkspaceId,
+        measure: partnerloop_domain::tier::Measure,
+        from: Timestamp,
+        to: Timestamp,
+        only: Option<&PartnerId>,
+    ) -> StoreResult<Vec<partnerloop_app::tiers::PartnerMeasure>> {
+        self.tier_measures_(ws, measure, from, to, only).await
+    }
+    async fn tier_states(&self, ws: &WorkspaceId, only: Option<&PartnerId>) -> StoreResult<Vec<partnerloop_app::tiers::TierState>> {
+        self.tier_states_(ws, only).await
+    }
+    async fn put_tier_states(&self, ws: &WorkspaceId, states: &[partnerloop_app::tiers::TierState], audit: &AuditEntry) -> StoreResult<()> {
+        self.put_tier_states_(ws, states, audit).await
+    }
+    async fn change_partner_tier(&self, ws: &WorkspaceId, change: &partnerloop_app::tiers::TierChange) -> StoreResult<()> {
+        self.change_partner_tier_(ws, change).await
+    }
+    async fn tier_history(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Vec<partnerloop_app::tiers::TierHistoryEntry>> {
+        self.tier_history_(ws, partner).await
+    }
 }
 
 impl SqlStore {

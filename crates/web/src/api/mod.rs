@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plans;
 pub mod referrals;
 pub mod rules;
+pub mod tiers;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +31,7 @@ pub mod rules;
         (name = "deals", description = "The vendor's direct pipeline"),
         (name = "commissions", description = "Commission plans and the commissions ledger"),
         (name = "payouts", description = "Payout batches, their files, and the payer's settings"),
+        (name = "tiers", description = "The partner tier ladder, evaluation, and each partner's tier, progress and history"),
         (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
     )
 )]
@@ -56,4 +58,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(pipeline::router())
         .merge(commissions::router())
         .merge(payouts::router())
+        .merge(tiers::router())
 }
