@@ -83,8 +83,8 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently(engine: Engine) 
 
 async fn an_instance_setting_is_initialised_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let first = app.store.instance_setting_or_init("secret_key", "one".into()).await.unwrap();
-    let second = app.store.instance_setting_or_init("secret_key", "two".into()).await.unwrap();
+    let first = app.store.instance_setting_or_init("test_setting", "one".into()).await.unwrap();
+    let second = app.store.instance_setting_or_init("test_setting", "two".into()).await.unwrap();
     assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
     app.cleanup().await;
 }
