@@ -223,6 +223,7 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
     ctx.require_admin()?;
     let mut plans: std::collections::HashMap<Option<partnerloop_domain::ids::PlanId>, Option<CommissionPlan>> = Default::default();
     let mut report = Backfill::default();
+    let mut ids = crate::ids::IdSequence::new(CommissionId::PREFIX, ctx.now);
     let mut after: Option<partnerloop_domain::referral::ReferralId> = None;
     loop {
         let wins = store.won_without_commission(&ctx.workspace_id, after.as_ref(), BACKFILL_CHUNK).await?;
@@ -244,7 +245,7 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
             let accrual = commission::accrue(plan, &Win { amount: w.amount, tier: w.partner_tier.as_deref() })
                 .map_err(|e| AppError::invalid("amount", format!("referral {}: {e}", w.referral_id)))?;
             booked.push(Commission {
-                id: commission_id(ctx.now),
+                id: CommissionId::from_string(ids.next_id()),
                 partner_id: w.partner_id.clone(),
                 referral_id: w.referral_id.clone(),
                 plan_id: Some(plan.id.clone()),

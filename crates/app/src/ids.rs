@@ -54,3 +54,25 @@ mod tests {
         assert_eq!(a.as_str().len(), 4 + 26);
     }
 }
+
+/// Ids for many records made at once, in increasing order (one random
+/// start, then +1): bulk inserts append to the id index instead of
+/// scattering across it.
+pub struct IdSequence {
+    prefix: &'static str,
+    next: ulid::Ulid,
+}
+
+impl IdSequence {
+    pub fn new(prefix: &'static str, now: Timestamp) -> Self {
+        let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+        // Leave room to count up without wrapping into the next millisecond.
+        Self { prefix, next: ulid::Ulid::from_parts(ms, rand::random::<u128>() >> 2) }
+    }
+
+    pub fn next_id(&mut self) -> String {
+        let id = format!("{}_{}", self.prefix, self.next.to_string().to_lowercase());
+        self.next = self.next.increment().unwrap_or(self.next);
+        id
+    }
+}

@@ -29,7 +29,7 @@ pub(crate) use commission_cols;
 /// The columns of an entry copied from its commission, for INSERT … SELECT.
 macro_rules! entry_insert {
     () => {
-        "INSERT INTO commission_entries (workspace_id, commission_id, partner_id, referral_id, plan_id, kind, amount_minor, currency, at, actor, reason, payout_id) "
+        "INSERT INTO commission_entries (workspace_id, commission_id, kind, amount_minor, at, actor, reason, payout_id) "
     };
 }
 pub(crate) use entry_insert;
@@ -152,7 +152,7 @@ macro_rules! apply_ledger {
                     };
                     sqlx::query(concat!(
                         $crate::ledger::entry_insert!(),
-                        "SELECT workspace_id, id, partner_id, referral_id, plan_id, $1, amount_minor, currency, $2, $3, $4, NULL
+                        "SELECT workspace_id, id, $1, amount_minor, $2, $3, $4, NULL
                          FROM commissions WHERE id = $5"
                     ))
                     .bind(kind)
@@ -180,7 +180,7 @@ macro_rules! apply_ledger {
                     }
                     sqlx::query(concat!(
                         $crate::ledger::entry_insert!(),
-                        "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'reversed', -amount_minor, currency, $1, $2, $3, NULL
+                        "SELECT workspace_id, id, 'reversed', -amount_minor, $1, $2, $3, NULL
                          FROM commissions WHERE id = $4"
                     ))
                     .bind(&at)
@@ -259,8 +259,9 @@ impl SqlStore {
     pub(crate) async fn commission_entries_(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {
         on_read!(self, |pool| {
             let rows: Vec<EntryRow> = sqlx::query_as(
-                "SELECT seq, commission_id, partner_id, referral_id, plan_id, kind, amount_minor, currency, at, actor, reason, payout_id
-                 FROM commission_entries WHERE workspace_id = $1 AND commission_id = $2 ORDER BY seq",
+                "SELECT e.seq, e.commission_id, c.partner_id, c.referral_id, c.plan_id, e.kind, e.amount_minor, c.currency, e.at, e.actor, e.reason,
+                 e.payout_id FROM commission_entries e JOIN commissions c ON c.id = e.commission_id
+                 WHERE e.workspace_id = $1 AND e.commission_id = $2 ORDER BY e.seq",
             )
             .bind(ws.as_str())
             .bind(id.as_str())
@@ -302,7 +303,7 @@ impl SqlStore {
                 let mut tx = write.begin().await.map_err(map)?;
                 let moved = sqlx::query(concat!(
                     entry_insert!(),
-                    "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'released', amount_minor, currency, $1, 'scheduler', $2, NULL
+                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $2, NULL
                      FROM commissions WHERE id IN (SELECT id FROM commissions WHERE status = 'pending' AND available_at <= $1
                      AND ($3 IS NULL OR workspace_id = $3) ORDER BY available_at, id LIMIT $4)"
                 ))
@@ -337,7 +338,7 @@ impl SqlStore {
                           moved AS (UPDATE commissions c SET status = 'payable', updated_at = $1 FROM due WHERE c.id = due.id
                                     RETURNING c.workspace_id, c.id, c.partner_id, c.referral_id, c.plan_id, c.amount_minor, c.currency) ",
                     entry_insert!(),
-                    "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'released', amount_minor, currency, $1, 'scheduler', $4, NULL FROM moved"
+                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $4, NULL FROM moved"
                 ))
                 .bind(&now_text)
                 .bind(ws)

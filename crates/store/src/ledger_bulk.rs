@@ -111,12 +111,8 @@ impl SqlStore {
                 q.push_values(chunk, |mut b, c| {
                     b.push_bind(ws.as_str())
                         .push_bind(c.id.as_str())
-                        .push_bind(c.partner_id.as_str())
-                        .push_bind(c.referral_id.as_str())
-                        .push_bind(c.plan_id.as_ref().map(|p| p.as_str()))
                         .push_bind("accrued")
                         .push_bind(c.amount.minor())
-                        .push_bind(c.amount.currency().code())
                         .push_bind(at.as_str())
                         .push_bind(audit.actor.as_str())
                         .push_bind(reason)

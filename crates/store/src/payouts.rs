@@ -245,7 +245,7 @@ impl SqlStore {
                 .map_err(map)?;
             let batched = sqlx::query(concat!(
                 entry_insert!(),
-                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'batched', amount_minor, currency, $1, $2, $3, payout_id
+                "SELECT workspace_id, id, 'batched', amount_minor, $1, $2, $3, payout_id
                  FROM commissions WHERE payout_id = $4"
             ))
             .bind(&at)
@@ -344,7 +344,7 @@ impl SqlStore {
             }
             sqlx::query(concat!(
                 entry_insert!(),
-                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'paid', amount_minor, currency, $1, $2, $3, payout_id
+                "SELECT workspace_id, id, 'paid', amount_minor, $1, $2, $3, payout_id
                  FROM commissions WHERE payout_id = $4 AND status = 'payable'"
             ))
             .bind(&at)
@@ -383,7 +383,7 @@ impl SqlStore {
             }
             sqlx::query(concat!(
                 entry_insert!(),
-                "SELECT workspace_id, id, partner_id, referral_id, plan_id, 'unbatched', amount_minor, currency, $1, $2, $3, payout_id
+                "SELECT workspace_id, id, 'unbatched', amount_minor, $1, $2, $3, payout_id
                  FROM commissions WHERE payout_id = $4"
             ))
             .bind(&at)

@@ -24,29 +24,27 @@ CREATE TABLE commissions (
     adjusts_id    TEXT REFERENCES commissions (id),
     CHECK ((kind = 'accrual') = (amount_minor >= 0 AND adjusts_id IS NULL))
 );
--- Exactly one accrual per win of a referral, whatever the concurrency.
-CREATE UNIQUE INDEX commissions_accrual_uq ON commissions (workspace_id, referral_id, won_seq) WHERE kind = 'accrual';
+-- Exactly one accrual per win of a referral, whatever the concurrency (and
+-- at most one adjustment of it); also the index of a referral's commissions.
+CREATE UNIQUE INDEX commissions_accrual_uq ON commissions (workspace_id, referral_id, won_seq, kind);
 -- A paid commission is corrected at most once.
 CREATE UNIQUE INDEX commissions_adjusts_uq ON commissions (adjusts_id) WHERE adjusts_id IS NOT NULL;
 CREATE INDEX commissions_partner_idx ON commissions (workspace_id, partner_id, id);
-CREATE INDEX commissions_referral_idx ON commissions (workspace_id, referral_id);
 CREATE INDEX commissions_due_idx ON commissions (available_at, id) WHERE status = 'pending';
 CREATE INDEX commissions_payable_idx ON commissions (workspace_id, currency, partner_id) WHERE status = 'payable' AND payout_id IS NULL;
 CREATE INDEX commissions_payout_idx ON commissions (payout_id, partner_id) WHERE payout_id IS NOT NULL;
 
 -- Append-only: why each commission moved. `amount_minor` is the amount
--- the entry concerns: + for accrued, − for reversed and adjusted (the
--- adjustment's own negative amount), the commission's amount otherwise.
+-- the entry concerns (in the commission's currency): + for accrued, − for
+-- reversed and adjusted (the adjustment's own negative amount), the
+-- commission's amount otherwise. The partner, referral, plan and rule are
+-- the commission's, which never change.
 CREATE TABLE commission_entries (
     seq            INTEGER PRIMARY KEY,
     workspace_id   TEXT NOT NULL REFERENCES workspaces (id),
     commission_id  TEXT NOT NULL REFERENCES commissions (id),
-    partner_id     TEXT NOT NULL,
-    referral_id    TEXT NOT NULL,
-    plan_id        TEXT,
     kind           TEXT NOT NULL CHECK (kind IN ('accrued', 'released', 'reversed', 'adjusted', 'batched', 'unbatched', 'paid')),
     amount_minor   BIGINT NOT NULL,
-    currency       TEXT NOT NULL,
     at             TEXT NOT NULL,
     actor          TEXT NOT NULL,
     reason         TEXT NOT NULL,
