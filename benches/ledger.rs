@@ -92,6 +92,8 @@ macro_rules! seed_rows {
             q.build().execute(&$pool).await.unwrap();
         }
         sqlx::query(sqlx::AssertSqlSafe(sql($d.referrals, $won))).bind($ws).bind($now).execute(&$pool).await.unwrap();
+        // As a database in use would have: statistics for the planner.
+        sqlx::query("ANALYZE").execute(&$pool).await.unwrap();
     }};
 }
 
@@ -136,6 +138,8 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
             minimum: None,
             hold_days: 30,
             is_default: true,
+            volume: None,
+            recurring: None,
         },
     )
     .await

@@ -29,7 +29,7 @@ pub fn commission_id(now: Timestamp) -> CommissionId {
 }
 
 /// The plan that pays `partner`: its own, else the workspace default.
-async fn plan_for(
+pub(crate) async fn plan_for(
     store: &dyn Store,
     ctx: &Ctx,
     partner: &partnerloop_domain::partner::Partner,
@@ -45,6 +45,22 @@ async fn of_referral(store: &dyn Store, ctx: &Ctx, referral: &Referral) -> Resul
     Ok(store.referral_commissions(&ctx.workspace_id, &referral.id).await?)
 }
 
+/// Which won referral of the partner in the plan's volume period a win at
+/// `at` is: the wins already stored in the period plus `this_one` (1 when
+/// the win being booked is not stored yet). 1 for plans without bands.
+pub(crate) async fn nth_win(
+    store: &dyn Store,
+    ctx: &Ctx,
+    plan: &CommissionPlan,
+    partner: &partnerloop_domain::ids::PartnerId,
+    at: Timestamp,
+    this_one: u64,
+) -> Result<u32, AppError> {
+    let Some(v) = &plan.volume else { return Ok(1) };
+    let before = store.partner_wins_between(&ctx.workspace_id, partner, v.period.start_of(at), at).await?;
+    Ok(u32::try_from(before + this_one).unwrap_or(u32::MAX))
+}
+
 /// The ledger write for a win of `won` (its amount set), and a timeline
 /// line saying what it earned; `None` when no plan applies.
 pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral) -> Result<(Option<LedgerWrite>, String), AppError> {
@@ -53,7 +69,14 @@ pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral
         return Ok((None, "no commission plan applies: set a default plan or the partner's plan".into()));
     };
     let amount = won.amount.ok_or_else(|| AppError::invalid("amount", "is required for closed_won"))?;
-    let accrual = commission::accrue(&plan, &Win { amount, tier: partner.tier.as_deref() })
+    if let Some(r) = plan.recurring {
+        return Ok((
+            None,
+            format!("plan '{}' is recurring: each customer payment within {} months earns its commission", plan.name, r.months),
+        ));
+    }
+    let nth_in_period = nth_win(store, ctx, &plan, &won.partner_id, ctx.now, 1).await?;
+    let accrual = commission::accrue(&plan, &Win { amount, tier: partner.tier.as_deref(), nth_in_period })
         .map_err(|e| AppError::invalid("amount", e.to_string()))?;
     let won_seq =
         of_referral(store, ctx, won).await?.iter().filter(|c| c.kind == CommissionKind::Accrual).map(|c| c.won_seq).max().unwrap_or(0) + 1;
@@ -72,6 +95,7 @@ pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral
         updated_at: ctx.now,
         payout_id: None,
         adjusts: None,
+        payment_id: None,
     };
     let line = format!("commission {} accrued, payable from {}: {}", c.amount, c.available_at.strftime("%Y-%m-%d"), accrual.rule);
     Ok((Some(LedgerWrite::Book { commission: Box::new(c), reason: format!("referral won: {}", accrual.rule) }), line))
@@ -87,7 +111,7 @@ pub(crate) async fn takeback_for_unwin(
 ) -> Result<Vec<(LedgerWrite, String)>, AppError> {
     let mut out = Vec::new();
     for c in of_referral(store, ctx, referral).await? {
-        if c.kind != CommissionKind::Accrual || c.status == CommissionStatus::Reversed {
+        if c.kind == CommissionKind::Adjustment || c.status == CommissionStatus::Reversed {
             continue;
         }
         let adjusted = store.adjustment_of(&ctx.workspace_id, &c.id).await?;
@@ -210,6 +234,8 @@ pub struct Backfill {
     pub accrued: u64,
     /// Won referrals of partners that no plan pays.
     pub without_plan: u64,
+    /// Won referrals whose plan is recurring: they earn per customer payment.
+    pub recurring: u64,
 }
 
 /// Rows read and booked per backfill transaction.
@@ -226,9 +252,9 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
     let mut ids = crate::ids::IdSequence::new(CommissionId::PREFIX, ctx.now);
     let mut after: Option<partnerloop_domain::referral::ReferralId> = None;
     loop {
-        let wins = store.won_without_commission(&ctx.workspace_id, after.as_ref(), BACKFILL_CHUNK).await?;
-        let Some(last) = wins.last() else { return Ok(report) };
-        after = Some(last.referral_id.clone());
+        let (wins, last) = store.won_without_commission(&ctx.workspace_id, after.as_ref(), BACKFILL_CHUNK).await?;
+        let Some(last) = last else { return Ok(report) };
+        after = Some(last);
         let mut booked = Vec::with_capacity(wins.len());
         for w in &wins {
             if !plans.contains_key(&w.partner_plan) {
@@ -242,7 +268,11 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
                 report.without_plan += 1;
                 continue;
             };
-            let accrual = commission::accrue(plan, &Win { amount: w.amount, tier: w.partner_tier.as_deref() })
+            if plan.recurring.is_some() {
+                report.recurring += 1;
+                continue;
+            }
+            let accrual = commission::accrue(plan, &Win { amount: w.amount, tier: w.partner_tier.as_deref(), nth_in_period: 1 })
                 .map_err(|e| AppError::invalid("amount", format!("referral {}: {e}", w.referral_id)))?;
             booked.push(Commission {
                 id: CommissionId::from_string(ids.next_id()),
@@ -259,6 +289,7 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
                 updated_at: ctx.now,
                 payout_id: None,
                 adjusts: None,
+                payment_id: None,
             });
         }
         if booked.is_empty() {

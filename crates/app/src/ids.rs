@@ -39,22 +39,6 @@ pub fn event_id(now: Timestamp) -> String {
     new_id("evt", now)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn later_ids_sort_after_earlier_ones() {
-        let t1 = Timestamp::from_second(1_700_000_000).unwrap();
-        let t2 = Timestamp::from_second(1_700_000_001).unwrap();
-        let a = partner_id(t1);
-        let b = partner_id(t2);
-        assert!(a < b);
-        assert!(a.as_str().starts_with("prt_"));
-        assert_eq!(a.as_str().len(), 4 + 26);
-    }
-}
-
 /// Ids for many records made at once, in increasing order (one random
 /// start, then +1): bulk inserts append to the id index instead of
 /// scattering across it.
@@ -74,5 +58,21 @@ impl IdSequence {
         let id = format!("{}_{}", self.prefix, self.next.to_string().to_lowercase());
         self.next = self.next.increment().unwrap_or(self.next);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let t1 = Timestamp::from_second(1_700_000_000).unwrap();
+        let t2 = Timestamp::from_second(1_700_000_001).unwrap();
+        let a = partner_id(t1);
+        let b = partner_id(t2);
+        assert!(a < b);
+        assert!(a.as_str().starts_with("prt_"));
+        assert_eq!(a.as_str().len(), 4 + 26);
     }
 }

@@ -146,3 +146,23 @@ pub struct UnaccruedWin {
     pub partner_plan: Option<PlanId>,
     pub partner_tier: Option<String>,
 }
+
+/// A customer payment recorded on a won referral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: partnerloop_domain::commission::PaymentId,
+    pub referral_id: ReferralId,
+    pub amount: Money,
+    pub paid_at: Timestamp,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// A payment to store with the commission it earns (if any), its timeline
+/// line and audit row, in one transaction.
+pub struct NewPayment {
+    pub payment: Payment,
+    pub commission: Option<Commission>,
+    pub event: crate::store::TimelineEvent,
+    pub audit: crate::store::AuditEntry,
+}

@@ -16,6 +16,7 @@ pub mod import;
 pub mod ledger;
 pub mod matching;
 pub mod partners;
+pub mod payments;
 pub mod payouts;
 pub mod pipeline;
 pub mod plans;

@@ -22,6 +22,8 @@ pub struct PlanForCreate {
     pub minimum: Option<Money>,
     pub hold_days: u32,
     pub is_default: bool,
+    pub volume: Option<partnerloop_domain::plan::VolumeBands>,
+    pub recurring: Option<partnerloop_domain::plan::Recurring>,
 }
 
 fn money_json(m: &Money) -> Value {
@@ -36,6 +38,9 @@ pub fn audit_view(p: &CommissionPlan) -> Value {
         "minimum": p.minimum.as_ref().map(money_json),
         "hold_days": p.hold_days,
         "default": p.is_default,
+        "band_period": p.volume.as_ref().map(|v| v.period.as_str()),
+        "bands": p.volume.as_ref().map(|v| v.bands.iter().map(|b| json!({"from": b.from, "rate": b.rate.to_string()})).collect::<Vec<_>>()),
+        "recurring": p.recurring.map(|r| json!({"months": r.months, "hold_from": r.hold_from.as_str()})),
     });
     match &p.kind {
         PlanKind::Percent { rate } => v["rate"] = json!(rate.to_string()),
@@ -58,6 +63,8 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: PlanForCreate) -> Resul
         hold_days: input.hold_days,
         is_default: input.is_default,
         created_at: ctx.now,
+        volume: input.volume,
+        recurring: input.recurring,
     };
     let audit = AuditEntry {
         at: ctx.now,

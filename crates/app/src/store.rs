@@ -13,8 +13,8 @@ use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 
 use crate::error::StoreError;
 use crate::ledger::{
-    Balance, CommissionFilter, LedgerEntry, LedgerWrite, NewPayout, Payout, PayoutCreated, SealedPayoutDetails, SealedPayoutSettings,
-    UnaccruedWin,
+    Balance, CommissionFilter, LedgerEntry, LedgerWrite, NewPayment, NewPayout, Payment, Payout, PayoutCreated, SealedPayoutDetails,
+    SealedPayoutSettings, UnaccruedWin,
 };
 use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
@@ -323,10 +323,22 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         page: &Page,
     ) -> StoreResult<Paged<Commission>>;
+    /// How many referrals `partner` won with a close in `[from, to]`.
+    async fn partner_wins_between(&self, ws: &WorkspaceId, partner: &PartnerId, from: Timestamp, to: Timestamp) -> StoreResult<u64>;
+    /// The customer payments of a referral, by payment date.
+    async fn referral_payments(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Payment>>;
+    /// Stores a payment, its commission, timeline line and audit row at once.
+    async fn record_payment(&self, ws: &WorkspaceId, new: NewPayment) -> StoreResult<()>;
     /// Every commission of one referral, oldest first.
     async fn referral_commissions(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>>;
-    /// Won referrals without any accrual, in id order after `after`.
-    async fn won_without_commission(&self, ws: &WorkspaceId, after: Option<&ReferralId>, limit: u32) -> StoreResult<Vec<UnaccruedWin>>;
+    /// Of the next `limit` won referrals in id order after `after`, those
+    /// without any accrual; and the last id looked at (None: no more).
+    async fn won_without_commission(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&ReferralId>,
+        limit: u32,
+    ) -> StoreResult<(Vec<UnaccruedWin>, Option<ReferralId>)>;
     /// Books many new commissions at once with their entries (a backfill),
     /// in one transaction with the audit row.
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()>;

@@ -52,6 +52,8 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
             minimum: None,
             hold_days: 30,
             is_default: true,
+            volume: None,
+            recurring: None,
         },
     )
     .await)?;
@@ -65,6 +67,8 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
             minimum: None,
             hold_days: 30,
             is_default: false,
+            volume: None,
+            recurring: None,
         },
     )
     .await)?;
@@ -83,6 +87,8 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
             minimum: None,
             hold_days: 45,
             is_default: false,
+            volume: None,
+            recurring: None,
         },
     )
     .await)?;

@@ -15,6 +15,7 @@ on_both_engines!(
     a_reversal_after_payout_is_netted_by_the_next_payout,
     payout_details_are_validated_masked_and_sealed,
     a_payout_batch_pays_each_balance_once_and_exports_its_files,
+    volume_bands_and_recurring_plans_pay_as_configured,
 );
 
 struct Program {
@@ -462,5 +463,80 @@ async fn the_command_line_backfills_history_and_runs_a_payout() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("SEPA"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = bin(&["payouts", "run", "--currency", "USD"]);
     assert!(!out.status.success(), "nothing left to pay");
+    p.app.cleanup().await;
+}
+
+async fn volume_bands_and_recurring_plans_pay_as_configured(engine: Engine) {
+    let p = Program::new(
+        engine,
+        1,
+        json!({"name": "Volume", "kind": "tiered", "rates": {"gold": "0.12"}, "bands": [{"from": 1, "rate": "0.10"}, {"from": 3, "rate": "0.20"}],
+               "band_period": "year", "default": true}),
+    )
+    .await;
+    let (s, problem) = p
+        .admin_post(
+            "/api/v1/commission-plans",
+            json!({"name": "Bad", "kind": "percent", "rate": "0.1", "bands": [{"from": 2, "rate": "0.1"}], "band_period": "year"}),
+        )
+        .await;
+    assert_eq!((s, problem_fields(&problem)), (422, vec!["bands".to_owned()]), "{problem}");
+    let (s, problem) = p
+        .admin_post("/api/v1/commission-plans", json!({"name": "Bad", "kind": "tiered", "rates": {"gold": "0.1"}, "bands": [{"from": 2, "rate": "0.1"}], "band_period": "week"}))
+        .await;
+    assert_eq!((s, problem_fields(&problem)), (422, vec!["band_period".to_owned()]), "{problem}");
+    let mut amounts = Vec::new();
+    for company in ["Alpha", "Bravo", "Charlie"] {
+        let r = p.referral(0, company).await;
+        p.win(&r, "1000.00", "USD").await;
+        amounts.push(amount(&p.commissions(&format!("?referral_id={r}"), &p.app.admin).await[0]["amount"]));
+    }
+    assert_eq!(amounts, [usd("100.00"), usd("100.00"), usd("200.00")], "the third win of the year earns the second band");
+
+    // A recurring plan for one partner: each payment earns, the win itself does not.
+    let (s, plan) = p
+        .admin_post(
+            "/api/v1/commission-plans",
+            json!({"name": "Subscription", "kind": "percent", "rate": "0.20", "hold_days": 0,
+                                                       "recurring": {"months": 3, "hold_from": "first_payment"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{plan}");
+    assert_eq!(plan["recurring"], json!({"months": 3, "hold_from": "first_payment"}));
+    let r = p.app.request(reqwest::Method::PATCH, &format!("/api/v1/partners/{}", p.id(0)), Some(&p.app.admin));
+    let (s, partner) = body(r.json(&json!({"commission_plan_id": plan["id"]})).send().await.unwrap()).await;
+    assert_eq!(s, 200, "{partner}");
+    let r = p.referral(0, "Delta").await;
+    let (s, _) = p
+        .admin_post(
+            &format!("/api/v1/referrals/{r}/payments"),
+            json!({"amount": {"amount": "50.00", "currency": "USD"}, "paid_at": "2026-01-01"}),
+        )
+        .await;
+    assert_eq!(s, 409, "not won yet");
+    p.win(&r, "12000.00", "USD").await;
+    assert!(p.commissions(&format!("?referral_id={r}"), &p.app.admin).await.is_empty(), "a recurring plan pays per payment");
+    let first = (Timestamp::now() - SignedDuration::from_hours(24 * 100)).strftime("%Y-%m-%d").to_string();
+    let within = (Timestamp::now() - SignedDuration::from_hours(24 * 50)).strftime("%Y-%m-%d").to_string();
+    let after = (Timestamp::now() - SignedDuration::from_hours(24)).strftime("%Y-%m-%d").to_string();
+    let payments = format!("/api/v1/referrals/{r}/payments");
+    let pay = |day: String| p.admin_post(&payments, json!({"amount": {"amount": "1000.00", "currency": "USD"}, "paid_at": day}));
+    let (s, one) = pay(first).await;
+    assert_eq!(s, 201, "{one}");
+    assert_eq!(amount(&one["commission"]["amount"]), usd("200.00"));
+    assert_eq!((one["commission"]["kind"].as_str(), one["commission"]["status"].as_str()), (Some("recurring"), Some("payable")));
+    let (_, two) = pay(within).await;
+    assert_eq!(amount(&two["commission"]["amount"]), usd("200.00"));
+    let (_, three) = pay(after).await;
+    assert!(three["commission"].is_null(), "{three}");
+    assert!(three["note"].as_str().unwrap().contains("3 months"), "{three}");
+    let (_, list) = body(p.app.get(&format!("/api/v1/referrals/{r}/payments"), p.token(0)).await).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+    assert_eq!(p.commissions(&format!("?referral_id={r}"), &p.app.admin).await.len(), 2);
+    // Churn: the deal leaves won, and its unpaid recurring commissions go back.
+    p.stage(&r, "negotiation", None).await;
+    let states: Vec<String> =
+        p.commissions(&format!("?referral_id={r}"), &p.app.admin).await.iter().map(|c| c["status"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(states, ["reversed", "reversed"]);
     p.app.cleanup().await;
 }

@@ -36,9 +36,15 @@ text_enum!(
     CommissionStatus { Pending = "pending", Payable = "payable", Paid = "paid", Reversed = "reversed" }
 );
 
+crate::ids::id_type!(
+    /// A customer payment recorded on a won referral (recurring plans).
+    PaymentId, "pmt"
+);
+
 text_enum!(
-    /// An accrual for a won referral, or a correction of a paid one.
-    CommissionKind { Accrual = "accrual", Adjustment = "adjustment" }
+    /// An accrual for a won referral, one for a customer payment (recurring
+    /// plans), or a correction of a paid one.
+    CommissionKind { Accrual = "accrual", Recurring = "recurring", Adjustment = "adjustment" }
 );
 
 text_enum!(
@@ -67,12 +73,17 @@ pub struct Accrual {
     pub rule: String,
 }
 
-/// The facts of one win that a plan may depend on.
+/// The facts of one win (or, for a recurring plan, one customer payment)
+/// that a plan may depend on.
 #[derive(Debug, Clone)]
 pub struct Win<'a> {
+    /// The won amount, or the payment.
     pub amount: Money,
     /// The partner's tier on the won date.
     pub tier: Option<&'a str>,
+    /// Which won referral of the partner in the plan's volume period this
+    /// is (1 for the first); only volume-banded plans look at it.
+    pub nth_in_period: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,13 +104,25 @@ pub fn accrue(plan: &CommissionPlan, win: &Win<'_>) -> Result<Accrual, Commissio
     let (base, mut rule) = match &plan.kind {
         PlanKind::Percent { rate } => rated(*rate, win.amount, "")?,
         PlanKind::Flat { amount } => (*amount, format!("flat {amount} per won referral")),
-        PlanKind::Tiered { rates } => match win.tier.and_then(|t| rates.get(t).map(|r| (t, r))) {
-            Some((tier, rate)) => rated(*rate, win.amount, &format!(" ({tier} tier)"))?,
-            None => {
-                let tier = win.tier.unwrap_or("no tier");
-                return Ok(Accrual { amount: Money::zero(currency), rule: format!("plan '{}' has no rate for {tier}", plan.name) });
+        PlanKind::Tiered { rates } => {
+            let by_tier = win.tier.and_then(|t| rates.get(t).map(|r| (*r, format!(" ({t} tier)"))));
+            let by_volume = plan
+                .volume
+                .as_ref()
+                .map(|v| (v.rate_for(win.nth_in_period), format!(" (won referral no. {} this {})", win.nth_in_period, v.period)));
+            // A partner earns the better of its tier rate and its volume band.
+            match (by_tier, by_volume) {
+                (Some(t), Some(v)) => {
+                    let (rate, q) = if v.0 > t.0 { v } else { t };
+                    rated(rate, win.amount, &q)?
+                }
+                (Some((rate, q)), None) | (None, Some((rate, q))) => rated(rate, win.amount, &q)?,
+                (None, None) => {
+                    let tier = win.tier.unwrap_or("no tier");
+                    return Ok(Accrual { amount: Money::zero(currency), rule: format!("plan '{}' has no rate for {tier}", plan.name) });
+                }
             }
-        },
+        }
     };
     let mut amount = base;
     if let Some(min) = plan.minimum {
@@ -153,6 +176,8 @@ pub struct Commission {
     pub payout_id: Option<PayoutId>,
     /// For an adjustment: the paid commission it corrects.
     pub adjusts: Option<CommissionId>,
+    /// For a recurring commission: the customer payment it is a share of.
+    pub payment_id: Option<PaymentId>,
 }
 
 impl Commission {
@@ -222,6 +247,8 @@ mod tests {
             hold_days: 30,
             is_default: true,
             created_at: Timestamp::UNIX_EPOCH,
+            volume: None,
+            recurring: None,
         }
     }
 
@@ -236,24 +263,24 @@ mod tests {
     #[test]
     fn a_percent_plan_rounds_half_even_to_the_cent() {
         // 15 % of 100.10 = 15.015 → 15.02 (the 1 before 5 is odd: round up)
-        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_010), tier: None }).unwrap();
+        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_010), tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(a.amount, usd(1_502));
         // 15 % of 100.30 = 15.045 → 15.04 (4 is even: stays)
-        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_030), tier: None }).unwrap();
+        let a = accrue(&plan(pct("0.15"), None, None), &Win { amount: usd(10_030), tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(a.amount, usd(1_504));
         assert_eq!(a.rule, "plan 'Standard': 15 % of 100.30 USD = 15.04 USD");
     }
 
     #[test]
     fn cap_and_minimum_bound_the_amount_and_are_explained() {
-        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: usd(1_000_000), tier: None }).unwrap();
+        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: usd(1_000_000), tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(a.amount, usd(50_000));
         assert!(a.rule.ends_with("; capped at 500.00 USD"), "{}", a.rule);
-        let a = accrue(&plan(pct("0.01"), None, Some(5_000)), &Win { amount: usd(100_000), tier: None }).unwrap();
+        let a = accrue(&plan(pct("0.01"), None, Some(5_000)), &Win { amount: usd(100_000), tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(a.amount, usd(5_000));
         assert!(a.rule.contains("raised to the minimum 50.00 USD"));
         let eur = Money::from_minor(1_000_000, Currency::parse("c", "EUR").unwrap());
-        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: eur, tier: None }).unwrap();
+        let a = accrue(&plan(pct("0.2"), Some(50_000), None), &Win { amount: eur, tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(a.amount.minor(), 200_000);
         assert!(a.rule.contains("cap 500.00 USD not applied to a EUR amount"));
     }
@@ -263,16 +290,42 @@ mod tests {
         let rates: BTreeMap<String, Rate> =
             [("bronze", "0.1"), ("gold", "0.2")].into_iter().map(|(t, r)| (t.to_owned(), Rate::parse("r", r).unwrap())).collect();
         let p = plan(PlanKind::Tiered { rates }, None, None);
-        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("gold") }).unwrap().amount, usd(20_000));
-        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("bronze") }).unwrap().amount, usd(10_000));
-        let none = accrue(&p, &Win { amount: usd(100_000), tier: None }).unwrap();
+        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("gold"), nth_in_period: 1 }).unwrap().amount, usd(20_000));
+        assert_eq!(accrue(&p, &Win { amount: usd(100_000), tier: Some("bronze"), nth_in_period: 1 }).unwrap().amount, usd(10_000));
+        let none = accrue(&p, &Win { amount: usd(100_000), tier: None, nth_in_period: 1 }).unwrap();
         assert_eq!(none.amount, usd(0));
         assert!(none.rule.contains("no rate for no tier"));
     }
 
     #[test]
+    fn volume_bands_pay_the_rate_of_the_nth_win_and_the_better_of_tier_and_band() {
+        use crate::plan::{BandPeriod, VolumeBand, VolumeBands};
+        let r = |x: &str| Rate::parse("r", x).unwrap();
+        let bands =
+            VolumeBands::new(BandPeriod::Quarter, vec![VolumeBand { from: 1, rate: r("0.1") }, VolumeBand { from: 4, rate: r("0.15") }])
+                .unwrap();
+        let mut p = plan(PlanKind::Tiered { rates: [("gold".to_owned(), r("0.12"))].into_iter().collect() }, None, None);
+        p.volume = Some(bands);
+        let win = |nth, tier| accrue(&p, &Win { amount: usd(100_000), tier, nth_in_period: nth }).unwrap();
+        assert_eq!(win(3, None).amount, usd(10_000));
+        assert_eq!(win(4, None).amount, usd(15_000));
+        assert!(win(4, None).rule.contains("won referral no. 4 this quarter"));
+        assert_eq!(win(3, Some("gold")).amount, usd(12_000), "the gold rate beats the first band");
+        assert_eq!(win(9, Some("gold")).amount, usd(15_000), "the band beats gold from the 4th win");
+        assert!(VolumeBands::new(BandPeriod::Month, vec![VolumeBand { from: 2, rate: r("0.1") }]).is_err());
+        assert!(
+            VolumeBands::new(BandPeriod::Month, vec![VolumeBand { from: 1, rate: r("0.1") }, VolumeBand { from: 1, rate: r("0.2") }])
+                .is_err()
+        );
+        let march = "2026-03-15T10:00:00Z".parse().unwrap();
+        assert_eq!(BandPeriod::Quarter.start_of(march).to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(BandPeriod::Month.start_of(march).to_string(), "2026-03-01T00:00:00Z");
+    }
+
+    #[test]
     fn a_flat_plan_ignores_the_amount() {
-        let a = accrue(&plan(PlanKind::Flat { amount: usd(25_000) }, None, None), &Win { amount: usd(1), tier: None }).unwrap();
+        let a = accrue(&plan(PlanKind::Flat { amount: usd(25_000) }, None, None), &Win { amount: usd(1), tier: None, nth_in_period: 1 })
+            .unwrap();
         assert_eq!(a.amount, usd(25_000));
     }
 
@@ -292,6 +345,7 @@ mod tests {
             updated_at: Timestamp::UNIX_EPOCH,
             payout_id: payout.map(PayoutId::from_string),
             adjusts: None,
+            payment_id: None,
         }
     }
 

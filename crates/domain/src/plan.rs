@@ -140,4 +140,74 @@ pub struct CommissionPlan {
     pub hold_days: u32,
     pub is_default: bool,
     pub created_at: jiff::Timestamp,
+    /// Tiered plans: a rate by how many referrals the partner won in the period.
+    pub volume: Option<VolumeBands>,
+    /// Subscription businesses: a rate of each customer payment instead of the won amount.
+    pub recurring: Option<Recurring>,
 }
+
+crate::partner::text_enum!(
+    /// The period in which won referrals are counted for a volume band.
+    BandPeriod { Month = "month", Quarter = "quarter", Year = "year" }
+);
+
+impl BandPeriod {
+    /// The first instant (UTC) of the period that holds `at`.
+    pub fn start_of(&self, at: jiff::Timestamp) -> jiff::Timestamp {
+        let d = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let first = match self {
+            BandPeriod::Month => jiff::civil::date(d.year(), d.month(), 1),
+            BandPeriod::Quarter => jiff::civil::date(d.year(), (d.month() - 1) / 3 * 3 + 1, 1),
+            BandPeriod::Year => jiff::civil::date(d.year(), 1, 1),
+        };
+        first.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).unwrap_or(at)
+    }
+}
+
+/// One volume band: from the `from`-th won referral of the period on, `rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeBand {
+    pub from: u32,
+    pub rate: Rate,
+}
+
+/// Rates by the partner's count of won referrals in a period. The bands
+/// start at the first win and ascend; the band of the N-th win applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeBands {
+    pub period: BandPeriod,
+    pub bands: Vec<VolumeBand>,
+}
+
+impl VolumeBands {
+    /// Checks that the bands start at 1 and ascend strictly.
+    pub fn new(period: BandPeriod, bands: Vec<VolumeBand>) -> Result<Self, FieldError> {
+        if bands.first().is_none_or(|b| b.from != 1) {
+            return Err(FieldError::new("bands[0].from", "the first band starts at the first won referral (1)"));
+        }
+        if let Some(i) = bands.windows(2).position(|w| w[1].from <= w[0].from) {
+            return Err(FieldError::new(format!("bands[{}].from", i + 1), "bands must start at ascending win counts"));
+        }
+        Ok(Self { period, bands })
+    }
+
+    /// The rate for the `nth` won referral of the period (1-based).
+    pub fn rate_for(&self, nth: u32) -> Rate {
+        self.bands.iter().rev().find(|b| b.from <= nth).unwrap_or(&self.bands[0]).rate
+    }
+}
+
+crate::partner::text_enum!(
+    /// When a recurring commission's hold clock starts.
+    HoldFrom { ClosedWon = "closed_won", FirstPayment = "first_payment" }
+);
+
+/// A recurring plan pays its rate of each recorded customer payment made
+/// within `months` of the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recurring {
+    pub months: u32,
+    pub hold_from: HoldFrom,
+}
+
+pub const MAX_RECURRING_MONTHS: u32 = 120;

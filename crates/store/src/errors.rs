@@ -14,7 +14,10 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("api_keys_token_hash_uq", "api_keys.token_hash"),
     ("accounts_domain_uq", "accounts.workspace_id, accounts.domain"),
     ("protection_claims_key_uq", "protection_claims.workspace_id, protection_claims.match_key"),
-    ("commissions_accrual_uq", "commissions.workspace_id, commissions.referral_id, commissions.won_seq, commissions.kind"),
+    (
+        "commissions_accrual_uq",
+        "commissions.workspace_id, commissions.referral_id, commissions.won_seq, commissions.kind, commissions.payment_id",
+    ),
     ("commissions_adjusts_uq", "commissions.adjusts_id"),
 ];
 

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::{Balance, CommissionFilter, LedgerEntry, LedgerWrite};
 use partnerloop_app::store::{AuditEntry, Page, Paged, StoreResult};
-use partnerloop_domain::commission::{Commission, CommissionId, CommissionKind, CommissionStatus, EntryKind, PayoutId};
+use partnerloop_domain::commission::{Commission, CommissionId, CommissionKind, CommissionStatus, EntryKind, PaymentId, PayoutId};
 use partnerloop_domain::ids::{PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::referral::ReferralId;
 use partnerloop_domain::{Currency, FieldError, Money};
@@ -21,7 +21,7 @@ use crate::{Db, SqlStore, on_read, on_write};
 
 macro_rules! commission_cols {
     () => {
-        "id, partner_id, referral_id, plan_id, kind, won_seq, amount_minor, currency, status, rule, available_at, created_at, updated_at, payout_id, adjusts_id"
+        "id, partner_id, referral_id, plan_id, kind, won_seq, amount_minor, currency, status, rule, available_at, created_at, updated_at, payout_id, adjusts_id, payment_id"
     };
 }
 pub(crate) use commission_cols;
@@ -55,6 +55,7 @@ pub(crate) struct CommissionRow {
     updated_at: String,
     payout_id: Option<String>,
     adjusts_id: Option<String>,
+    payment_id: String,
 }
 
 impl TryFrom<CommissionRow> for Commission {
@@ -75,6 +76,7 @@ impl TryFrom<CommissionRow> for Commission {
             updated_at: from_text(&r.updated_at)?,
             payout_id: r.payout_id.map(PayoutId::from_string),
             adjusts: r.adjusts_id.map(CommissionId::from_string),
+            payment_id: Some(r.payment_id).filter(|p| !p.is_empty()).map(PaymentId::from_string),
         })
     }
 }
@@ -125,7 +127,7 @@ macro_rules! apply_ledger {
                     sqlx::query(concat!(
                         "INSERT INTO commissions (workspace_id, ",
                         $crate::ledger::commission_cols!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                     ))
                     .bind($ws.as_str())
                     .bind(c.id.as_str())
@@ -143,12 +145,13 @@ macro_rules! apply_ledger {
                     .bind($crate::time::to_text(c.updated_at))
                     .bind(c.payout_id.as_ref().map(|p| p.as_str()))
                     .bind(c.adjusts.as_ref().map(|p| p.as_str()))
+                    .bind(c.payment_id.as_ref().map_or("", |p| p.as_str()))
                     .execute(&mut *$tx)
                     .await
                     .map_err(map)?;
                     let kind = match c.kind {
-                        partnerloop_domain::commission::CommissionKind::Accrual => "accrued",
                         partnerloop_domain::commission::CommissionKind::Adjustment => "adjusted",
+                        _ => "accrued",
                     };
                     sqlx::query(concat!(
                         $crate::ledger::entry_insert!(),
@@ -298,13 +301,14 @@ impl SqlStore {
         let reason = "the hold period ended";
         let ws = ws.map(|w| w.as_str());
         match &self.db {
-            // One writer: the INSERT and the UPDATE see the same rows.
+            // One writer: the INSERT and the UPDATE see the same rows (by
+            // rowid, which skips a lookup through the id index per row).
             Db::Sqlite { write, .. } => {
                 let mut tx = write.begin().await.map_err(map)?;
                 let moved = sqlx::query(concat!(
                     entry_insert!(),
                     "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $2, NULL
-                     FROM commissions WHERE id IN (SELECT id FROM commissions WHERE status = 'pending' AND available_at <= $1
+                     FROM commissions WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
                      AND ($3 IS NULL OR workspace_id = $3) ORDER BY available_at, id LIMIT $4)"
                 ))
                 .bind(&now_text)
@@ -317,7 +321,7 @@ impl SqlStore {
                 .rows_affected();
                 sqlx::query(
                     "UPDATE commissions SET status = 'payable', updated_at = $1
-                     WHERE id IN (SELECT id FROM commissions WHERE status = 'pending' AND available_at <= $1
+                     WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
                      AND ($2 IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3)",
                 )
                 .bind(&now_text)

@@ -19,7 +19,7 @@ use crate::records::insert_audit;
 use crate::time::{from_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
-/// Rows per multi-row INSERT: 16 columns × 1,500 stays under SQLite's 32,766 parameters.
+/// Rows per multi-row INSERT: 17 columns × 1,500 stays under SQLite's 32,766 parameters.
 const BOOK_CHUNK: usize = 1500;
 
 impl SqlStore {
@@ -44,15 +44,17 @@ impl SqlStore {
         ws: &WorkspaceId,
         after: Option<&ReferralId>,
         limit: u32,
-    ) -> StoreResult<Vec<UnaccruedWin>> {
-        type Row = (String, String, i64, String, String, Option<String>, Option<String>);
+    ) -> StoreResult<(Vec<UnaccruedWin>, Option<ReferralId>)> {
+        type Row = (String, String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, bool);
         on_read!(self, |pool| {
+            // The window of won referrals comes first, by the status index,
+            // so each call costs its window whatever the planner knows.
             let rows: Vec<Row> = sqlx::query_as(
-                "SELECT r.id, r.partner_id, r.amount_minor, r.amount_currency, r.closed_at, p.commission_plan_id, p.tier
-                 FROM referrals r JOIN partners p ON p.id = r.partner_id
-                 WHERE r.workspace_id = $1 AND r.status = 'won' AND r.id > $2 AND r.amount_minor IS NOT NULL AND r.closed_at IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM commissions c WHERE c.workspace_id = r.workspace_id AND c.referral_id = r.id AND c.kind = 'accrual')
-                 ORDER BY r.id LIMIT $3",
+                "SELECT r.id, r.partner_id, r.amount_minor, r.amount_currency, r.closed_at, p.commission_plan_id, p.tier,
+                        EXISTS (SELECT 1 FROM commissions c WHERE c.workspace_id = r.workspace_id AND c.referral_id = r.id AND c.kind = 'accrual')
+                 FROM (SELECT workspace_id, id, partner_id, amount_minor, amount_currency, closed_at FROM referrals
+                       WHERE workspace_id = $1 AND status = 'won' AND id > $2 ORDER BY id LIMIT $3) r
+                 JOIN partners p ON p.id = r.partner_id ORDER BY r.id",
             )
             .bind(ws.as_str())
             .bind(after.map_or("", |a| a.as_str()))
@@ -60,19 +62,21 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            rows.into_iter()
-                .map(|(id, partner, minor, currency, closed_at, plan, tier)| {
-                    let currency = Currency::parse("currency", &currency).map_err(|e| StoreError::Other(e.to_string().into()))?;
-                    Ok(UnaccruedWin {
-                        referral_id: ReferralId::from_string(id),
-                        partner_id: PartnerId::from_string(partner),
-                        amount: Money::from_minor(minor, currency),
-                        won_at: from_text(&closed_at)?,
-                        partner_plan: plan.map(PlanId::from_string),
-                        partner_tier: tier,
-                    })
-                })
-                .collect()
+            let last = rows.last().map(|r| ReferralId::from_string(r.0.clone()));
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, partner, minor, currency, closed_at, plan, tier, accrued) in rows {
+                let (Some(minor), Some(currency), Some(closed_at), false) = (minor, currency, closed_at, accrued) else { continue };
+                let currency = Currency::parse("currency", &currency).map_err(|e| StoreError::Other(e.to_string().into()))?;
+                out.push(UnaccruedWin {
+                    referral_id: ReferralId::from_string(id),
+                    partner_id: PartnerId::from_string(partner),
+                    amount: Money::from_minor(minor, currency),
+                    won_at: from_text(&closed_at)?,
+                    partner_plan: plan.map(PlanId::from_string),
+                    partner_tier: tier,
+                });
+            }
+            Ok((out, last))
         })
     }
 
@@ -104,7 +108,8 @@ impl SqlStore {
                         .push_bind(to_text(c.created_at))
                         .push_bind(to_text(c.updated_at))
                         .push_bind(c.payout_id.as_ref().map(|p| p.as_str()))
-                        .push_bind(c.adjusts.as_ref().map(|p| p.as_str()));
+                        .push_bind(c.adjusts.as_ref().map(|p| p.as_str()))
+                        .push_bind(c.payment_id.as_ref().map_or("", |p| p.as_str()));
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
                 let mut q = sqlx::QueryBuilder::new(crate::ledger::entry_insert!());

@@ -28,6 +28,7 @@ mod idempotency;
 mod import;
 mod ledger;
 mod ledger_bulk;
+mod payments;
 mod payouts;
 mod records;
 mod referral_rows;

@@ -121,7 +121,7 @@ macro_rules! deal_cols {
 }
 macro_rules! plan_cols {
     () => {
-        "id, name, kind, rate, flat_minor, flat_currency, tier_rates, cap_minor, cap_currency, minimum_minor, minimum_currency, hold_days, is_default, created_at"
+        "id, name, kind, rate, flat_minor, flat_currency, tier_rates, cap_minor, cap_currency, minimum_minor, minimum_currency, hold_days, is_default, created_at, volume_bands, band_period, recurring_months, recurring_hold_from"
     };
 }
 
@@ -319,6 +319,13 @@ impl SqlStore {
                 (None, None, Some(serde_json::to_string(&map).map_err(|e| StoreError::Other(Box::new(e)))?))
             }
         };
+        let volume = match &p.volume {
+            Some(v) => {
+                let bands: Vec<(u32, String)> = v.bands.iter().map(|b| (b.from, b.rate.to_string())).collect();
+                Some(serde_json::to_string(&bands).map_err(|e| StoreError::Other(Box::new(e)))?)
+            }
+            None => None,
+        };
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             if p.is_default {
@@ -331,7 +338,7 @@ impl SqlStore {
             sqlx::query(concat!(
                 "INSERT INTO commission_plans (workspace_id, ",
                 plan_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
             ))
             .bind(ws.as_str())
             .bind(p.id.as_str())
@@ -348,6 +355,10 @@ impl SqlStore {
             .bind(i32::try_from(p.hold_days).unwrap_or(i32::MAX))
             .bind(p.is_default)
             .bind(to_text(p.created_at))
+            .bind(volume.as_deref())
+            .bind(p.volume.as_ref().map(|v| v.period.as_str()))
+            .bind(p.recurring.map(|r| i32::try_from(r.months).unwrap_or(i32::MAX)))
+            .bind(p.recurring.map(|r| r.hold_from.as_str()))
             .execute(&mut *tx)
             .await
             .map_err(map)?;

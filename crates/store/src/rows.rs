@@ -8,7 +8,7 @@ use partnerloop_domain::company::CompanyDomain;
 use partnerloop_domain::deal::{Deal, DealSource, Stage};
 use partnerloop_domain::ids::*;
 use partnerloop_domain::partner::{Contact, Partner, PartnerStatus, PartnerType, ReferralCode};
-use partnerloop_domain::plan::{CommissionPlan, PlanKind, Rate};
+use partnerloop_domain::plan::{BandPeriod, CommissionPlan, HoldFrom, PlanKind, Rate, Recurring, VolumeBand, VolumeBands};
 use partnerloop_domain::{Currency, Email, FieldError, Money};
 
 use crate::time::{from_text, opt_from_text};
@@ -216,6 +216,10 @@ pub(crate) struct PlanRow {
     pub hold_days: i32,
     pub is_default: bool,
     pub created_at: String,
+    pub volume_bands: Option<String>,
+    pub band_period: Option<String>,
+    pub recurring_months: Option<i32>,
+    pub recurring_hold_from: Option<String>,
 }
 
 impl TryFrom<PlanRow> for CommissionPlan {
@@ -234,6 +238,24 @@ impl TryFrom<PlanRow> for CommissionPlan {
                 PlanKind::Tiered { rates }
             }
         };
+        let volume = match (r.volume_bands.as_deref(), r.band_period.as_deref()) {
+            (Some(json), Some(period)) => {
+                let raw: Vec<(u32, String)> = serde_json::from_str(json).map_err(|e| StoreError::Other(Box::new(e)))?;
+                let bands = raw
+                    .into_iter()
+                    .map(|(from, rate)| Ok(VolumeBand { from, rate: Rate::parse("bands", &rate).map_err(bad)? }))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Some(VolumeBands::new(BandPeriod::parse("band_period", period).map_err(bad)?, bands).map_err(bad)?)
+            }
+            _ => None,
+        };
+        let recurring = match (r.recurring_months, r.recurring_hold_from.as_deref()) {
+            (Some(m), Some(h)) => Some(Recurring {
+                months: u32::try_from(m).map_err(|_| StoreError::Other("recurring_months out of range".into()))?,
+                hold_from: HoldFrom::parse("recurring_hold_from", h).map_err(bad)?,
+            }),
+            _ => None,
+        };
         Ok(CommissionPlan {
             id: PlanId::from_string(r.id),
             name: r.name,
@@ -243,6 +265,8 @@ impl TryFrom<PlanRow> for CommissionPlan {
             hold_days: u32::try_from(r.hold_days).map_err(|e| StoreError::Other(Box::new(e)))?,
             is_default: r.is_default,
             created_at: from_text(&r.created_at)?,
+            volume,
+            recurring,
         })
     }
 }

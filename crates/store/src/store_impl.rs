@@ -294,10 +294,24 @@ impl Store for SqlStore {
     ) -> StoreResult<Paged<Commission>> {
         self.list_commissions_(ws, filter, now, page).await
     }
+    async fn partner_wins_between(&self, ws: &WorkspaceId, partner: &PartnerId, from: Timestamp, to: Timestamp) -> StoreResult<u64> {
+        self.partner_wins_between_(ws, partner, from, to).await
+    }
+    async fn referral_payments(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Payment>> {
+        self.referral_payments_(ws, referral).await
+    }
+    async fn record_payment(&self, ws: &WorkspaceId, new: NewPayment) -> StoreResult<()> {
+        self.record_payment_(ws, new).await
+    }
     async fn referral_commissions(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>> {
         self.referral_commissions_(ws, referral).await
     }
-    async fn won_without_commission(&self, ws: &WorkspaceId, after: Option<&ReferralId>, limit: u32) -> StoreResult<Vec<UnaccruedWin>> {
+    async fn won_without_commission(
+        &self,
+        ws: &WorkspaceId,
+        after: Option<&ReferralId>,
+        limit: u32,
+    ) -> StoreResult<(Vec<UnaccruedWin>, Option<ReferralId>)> {
         self.won_without_commission_(ws, after, limit).await
     }
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()> {

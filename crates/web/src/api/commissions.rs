@@ -21,7 +21,11 @@ use crate::extract::{ApiJson, Auth, ListParams};
 use crate::problem::{ApiError, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_commissions)).routes(routes!(get_commission)).routes(routes!(reverse_commission))
+    OpenApiRouter::new()
+        .routes(routes!(list_commissions))
+        .routes(routes!(get_commission))
+        .routes(routes!(reverse_commission))
+        .routes(routes!(record_payment, list_payments))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,4 +167,74 @@ async fn reverse_commission(
     let reason = required_text("reason", &b.reason, 1000).map_err(|e| ApiError::from(vec![e]))?;
     let c = commissions::reverse(s.store.as_ref(), &ctx, &CommissionId::from_string(id), reason).await?;
     Ok(Json(commission_out(&c, ctx.now)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PaymentBody {
+    /// What the customer paid.
+    pub amount: MoneyDto,
+    /// When (RFC 3339 or YYYY-MM-DD, UTC).
+    pub paid_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentOut {
+    pub id: String,
+    pub referral_id: String,
+    pub amount: MoneyDto,
+    #[schema(value_type = String, format = DateTime)]
+    pub paid_at: jiff::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    /// The commission this payment earned (recurring plans), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commission: Option<CommissionOut>,
+    /// Why it earned none, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn payment_out(p: &partnerloop_app::ledger::Payment) -> PaymentOut {
+    PaymentOut {
+        id: p.id.to_string(),
+        referral_id: p.referral_id.to_string(),
+        amount: MoneyDto::from(&p.amount),
+        paid_at: p.paid_at,
+        created_at: p.created_at,
+        commission: None,
+        note: None,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentList {
+    pub data: Vec<PaymentOut>,
+}
+
+/// Record a customer payment on a won referral (admin). Under a recurring
+/// plan it earns the plan's rate of the payment.
+#[utoipa::path(post, path = "/api/v1/referrals/{id}/payments", tag = "commissions", request_body = PaymentBody,
+    responses((status = 201, body = PaymentOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn record_payment(
+    State(s): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PaymentBody>,
+) -> Result<(axum::http::StatusCode, Json<PaymentOut>), ApiError> {
+    let mut v = Validator::new();
+    let amount = v.check(b.amount.parse_positive("amount"));
+    let paid_at = v.check(partnerloop_domain::validation::parse_time("paid_at", &b.paid_at));
+    let (amount, paid_at) = v.finish(|| Some((amount?, paid_at?)))?;
+    let r = partnerloop_app::payments::record(s.store.as_ref(), &ctx, &ReferralId::from_string(id), amount, paid_at).await?;
+    let mut out = payment_out(&r.payment);
+    out.commission = r.commission.as_ref().map(|c| commission_out(c, ctx.now));
+    out.note = r.note;
+    Ok((axum::http::StatusCode::CREATED, Json(out)))
+}
+
+/// The customer payments of a referral (admin, or its partner).
+#[utoipa::path(get, path = "/api/v1/referrals/{id}/payments", tag = "commissions", responses((status = 200, body = PaymentList), (status = 404, body = Problem)))]
+async fn list_payments(State(s): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<PaymentList>, ApiError> {
+    let list = partnerloop_app::payments::list(s.store.as_ref(), &ctx, &ReferralId::from_string(id)).await?;
+    Ok(Json(PaymentList { data: list.iter().map(payment_out).collect() }))
 }

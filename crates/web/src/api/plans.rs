@@ -7,7 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use partnerloop_app::plans::{self, PlanForCreate};
 use partnerloop_domain::ids::PlanId;
-use partnerloop_domain::plan::{CommissionPlan, DEFAULT_HOLD_DAYS, MAX_HOLD_DAYS, PlanKind, Rate, check_plan_amounts, parse_tier_slug};
+use partnerloop_domain::plan::{
+    BandPeriod, CommissionPlan, DEFAULT_HOLD_DAYS, HoldFrom, MAX_HOLD_DAYS, MAX_RECURRING_MONTHS, PlanKind, Rate, Recurring, VolumeBand,
+    VolumeBands, check_plan_amounts, parse_tier_slug,
+};
 use partnerloop_domain::validation::required_text;
 use partnerloop_domain::{FieldError, Validator};
 use serde::{Deserialize, Serialize};
@@ -48,6 +51,35 @@ pub struct PlanCreate {
     /// Makes this the workspace's default plan.
     #[serde(default)]
     pub default: Option<bool>,
+    /// tiered: rates by the partner's N-th won referral in `band_period`,
+    /// `[{"from": 1, "rate": "0.10"}, {"from": 6, "rate": "0.15"}]`; the
+    /// partner earns the better of its tier rate and its band.
+    #[serde(default)]
+    pub bands: Option<Vec<BandDto>>,
+    /// month | quarter | year (with `bands`).
+    #[serde(default)]
+    pub band_period: Option<String>,
+    /// Subscription businesses (percent or tiered): the rate applies to each
+    /// customer payment recorded within `months` of the first one, instead
+    /// of the won amount.
+    #[serde(default)]
+    pub recurring: Option<RecurringDto>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct BandDto {
+    /// The N-th won referral of the period from which this rate applies (the first band starts at 1).
+    pub from: i64,
+    pub rate: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct RecurringDto {
+    /// How many months of payments, from the first one, earn a commission (1–120).
+    pub months: i64,
+    /// closed_won (default) | first_payment: when the hold clock starts.
+    #[serde(default)]
+    pub hold_from: Option<String>,
 }
 
 impl PlanCreate {
@@ -113,6 +145,53 @@ impl PlanCreate {
                 v.push(e);
             }
         }
+        let is_tiered = matches!(kind, Some(PlanKind::Tiered { .. }));
+        let volume = match (self.bands, self.band_period) {
+            (None, None) => Some(None),
+            (Some(_), _) | (_, Some(_)) if !is_tiered && kind.is_some() => {
+                v.check::<()>(Err(FieldError::new("bands", "volume bands apply to kind tiered only")));
+                None
+            }
+            (Some(bands), Some(period)) => {
+                let period = v.check(BandPeriod::parse("band_period", &period));
+                let mut parsed = Vec::new();
+                for (i, b) in bands.iter().enumerate() {
+                    let from = v.check(
+                        u32::try_from(b.from)
+                            .ok()
+                            .filter(|f| *f >= 1)
+                            .ok_or_else(|| FieldError::new(format!("bands[{i}].from"), "must be 1 or more")),
+                    );
+                    let rate = v.check(Rate::parse(&format!("bands[{i}].rate"), &b.rate));
+                    if let (Some(from), Some(rate)) = (from, rate) {
+                        parsed.push(VolumeBand { from, rate });
+                    }
+                }
+                match period {
+                    Some(period) if parsed.len() == bands.len() => v.check(VolumeBands::new(period, parsed)).map(Some),
+                    _ => None,
+                }
+            }
+            (Some(_), None) => v.check(Err(FieldError::new("band_period", "is required with bands: month, quarter or year"))),
+            (None, Some(_)) => v.check(Err(FieldError::new("bands", "are required with band_period"))),
+        };
+        let recurring = match self.recurring {
+            None => Some(None),
+            Some(_) if matches!(kind, Some(PlanKind::Flat { .. })) => {
+                v.check::<()>(Err(FieldError::new("recurring", "a recurring plan pays a rate: use kind percent or tiered")));
+                None
+            }
+            Some(r) => {
+                let months = v.check(
+                    u32::try_from(r.months)
+                        .ok()
+                        .filter(|m| (1..=MAX_RECURRING_MONTHS).contains(m))
+                        .ok_or_else(|| FieldError::new("recurring.months", format!("must be from 1 to {MAX_RECURRING_MONTHS}"))),
+                );
+                let hold_from = v.check(HoldFrom::parse("recurring.hold_from", r.hold_from.as_deref().unwrap_or("closed_won")));
+                Some(months.zip(hold_from).map(|(months, hold_from)| Recurring { months, hold_from }))
+            }
+        };
         Ok(v.finish(|| {
             Some(PlanForCreate {
                 name: name?,
@@ -121,6 +200,8 @@ impl PlanCreate {
                 minimum: minimum?,
                 hold_days: hold_days?,
                 is_default: self.default.unwrap_or(false),
+                volume: volume?,
+                recurring: recurring?,
             })
         })?)
     }
@@ -143,6 +224,12 @@ pub struct PlanOut {
     pub default: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bands: Option<Vec<BandDto>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring: Option<RecurringDto>,
 }
 
 impl From<&CommissionPlan> for PlanOut {
@@ -164,6 +251,12 @@ impl From<&CommissionPlan> for PlanOut {
             hold_days: p.hold_days,
             default: p.is_default,
             created_at: p.created_at,
+            bands: p
+                .volume
+                .as_ref()
+                .map(|v| v.bands.iter().map(|b| BandDto { from: i64::from(b.from), rate: b.rate.to_string() }).collect()),
+            band_period: p.volume.as_ref().map(|v| v.period.as_str().to_owned()),
+            recurring: p.recurring.map(|r| RecurringDto { months: i64::from(r.months), hold_from: Some(r.hold_from.as_str().to_owned()) }),
         }
     }
 }
