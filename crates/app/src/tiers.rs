@@ -160,19 +160,31 @@ pub async fn ladder(store: &dyn Store, ctx: &Ctx) -> Result<StoredLadder, AppErr
 /// Only what changed is written, so a run that changes nothing is reads only.
 pub async fn evaluate_workspace(store: &dyn Store, ctx: &Ctx) -> Result<EvaluationReport, AppError> {
     ctx.require_admin()?;
-    let ws = &ctx.workspace_id;
-    let Some(StoredLadder { ladder, .. }) = store.tier_ladder(ws).await? else {
+    let Some(StoredLadder { ladder, .. }) = store.tier_ladder(&ctx.workspace_id).await? else {
         return Err(AppError::conflict(None, "the workspace has no tier ladder: PUT /api/v1/tiers first"));
     };
+    evaluate(store, ctx, &ladder, None).await
+}
+
+/// Evaluates one partner right after a win, so that a promotion it earned
+/// takes effect at once rather than at the next scheduled run. Without a
+/// ladder there is nothing to do.
+pub async fn evaluate_partner(store: &dyn Store, ctx: &Ctx, partner: &PartnerId) -> Result<EvaluationReport, AppError> {
+    let Some(StoredLadder { ladder, .. }) = store.tier_ladder(&ctx.workspace_id).await? else { return Ok(EvaluationReport::default()) };
+    evaluate(store, ctx, &ladder, Some(partner)).await
+}
+
+async fn evaluate(store: &dyn Store, ctx: &Ctx, ladder: &TierLadder, only: Option<&PartnerId>) -> Result<EvaluationReport, AppError> {
+    let ws = &ctx.workspace_id;
     let now = ctx.now;
-    let measures = store.tier_measures(ws, ladder.measure(), tier::window_start(now), now, None).await?;
-    let states: HashMap<PartnerId, TierState> = store.tier_states(ws, None).await?.into_iter().map(|s| (s.partner_id.clone(), s)).collect();
+    let measures = store.tier_measures(ws, ladder.measure(), tier::window_start(now), now, only).await?;
+    let states: HashMap<PartnerId, TierState> = store.tier_states(ws, only).await?.into_iter().map(|s| (s.partner_id.clone(), s)).collect();
     let mut report = EvaluationReport { evaluated: measures.len() as u64, ..Default::default() };
     let mut dirty = Vec::new();
     for m in measures {
         let stored = states.get(&m.partner_id);
         let (since, below) = judged(stored, &m, now);
-        let decision = tier::evaluate(&ladder, m.tier.as_deref().map(|t| (t, since)), below, m.value, now);
+        let decision = tier::evaluate(ladder, m.tier.as_deref().map(|t| (t, since)), below, m.value, now);
         let to = match decision {
             TierDecision::Keep { at_risk_since } => {
                 report.at_risk += u64::from(at_risk_since.is_some());
@@ -191,9 +203,9 @@ pub async fn evaluate_workspace(store: &dyn Store, ctx: &Ctx) -> Result<Evaluati
             TierDecision::Promote { to } => Some(to),
             TierDecision::Demote { to, .. } | TierDecision::Replace { to } => to,
         };
-        let reason = tier::reason(&ladder, m.tier.as_deref(), &decision, m.value).unwrap_or_default();
+        let reason = tier::reason(ladder, m.tier.as_deref(), &decision, m.value).unwrap_or_default();
         let to = to.map(|p| ladder.tiers()[p].slug.clone());
-        match change_tier(store, ctx, &ladder, &m, to, reason).await {
+        match change_tier(store, ctx, ladder, &m, to, reason).await {
             Ok(()) => match decision {
                 TierDecision::Promote { .. } => report.promoted += 1,
                 TierDecision::Demote { .. } => report.demoted += 1,

@@ -17,6 +17,7 @@ on_both_engines!(
     concurrent_evaluations_change_a_tier_once,
     a_partner_reads_its_own_tier_but_not_anothers,
     a_tiered_plan_pays_the_gold_rate_after_promotion,
+    a_win_promotes_at_once_without_waiting_for_the_schedule,
 );
 
 struct Program {
@@ -181,18 +182,20 @@ async fn wins_promote_at_once_to_the_highest_tier_met(engine: Engine) {
     p.win(0, "Globex", "30000.00", "USD").await;
     p.win(0, "Initech", "22000.00", "USD").await;
     p.win(1, "Umbrella", "900000.00", "EUR").await;
-    assert_eq!(report(&p.evaluate().await), [2, 2, 0, 0]);
-    assert_eq!(p.tier_of(0).await, "gold", "52,000 USD passes silver straight to gold");
+    // Each win evaluated its partner at once: nothing is left to promote.
+    assert_eq!(report(&p.evaluate().await), [2, 0, 0, 0]);
+    assert_eq!(p.tier_of(0).await, "gold", "52,000 USD reaches gold");
     assert_eq!(p.tier_of(1).await, "bronze", "only the ladder's currency counts");
     let h = p.history(0).await;
-    assert_eq!(h.len(), 1);
-    assert_eq!((&h[0]["from_tier"], &h[0]["to_tier"]), (&Value::Null, &json!("gold")));
-    assert_eq!(h[0]["reason"], "trailing-12-month won revenue 52,000.00 USD reached Gold (50,000.00 USD)");
-    assert!(h[0]["actor"].as_str().unwrap().starts_with("admin:key_"), "{}", h[0]);
-    assert_eq!(h[0]["measure_value"], json!({"amount": "52000.00", "currency": "USD"}));
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!((&h[0]["from_tier"], &h[0]["to_tier"]), (&Value::Null, &json!("silver")));
+    assert_eq!((&h[1]["from_tier"], &h[1]["to_tier"]), (&json!("silver"), &json!("gold")));
+    assert_eq!(h[1]["reason"], "trailing-12-month won revenue 52,000.00 USD reached Gold (50,000.00 USD)");
+    assert!(h[1]["actor"].as_str().unwrap().starts_with("admin:key_"), "{}", h[1]);
+    assert_eq!(h[1]["measure_value"], json!({"amount": "52000.00", "currency": "USD"}));
     // Nothing changed: nothing moves, nothing is written.
     assert_eq!(report(&p.evaluate().await), [2, 0, 0, 0]);
-    assert_eq!(p.history(0).await.len(), 1);
+    assert_eq!(p.history(0).await.len(), 2);
     // Progress: the top tier has no next; bronze needs the whole silver threshold.
     let (_, gold) = p.get(&format!("/api/v1/partners/{}/tier", p.id(0)), p.token(0)).await;
     assert_eq!(
@@ -212,7 +215,7 @@ async fn a_tier_drops_only_after_the_grace_period(engine: Engine) {
     assert_eq!(p.put_ladder(&p.app.admin, &count_ladder(2, 30)).await.0, 200);
     p.win(0, "Globex", "100.00", "USD").await;
     p.win(0, "Initech", "100.00", "USD").await;
-    assert_eq!(report(&p.evaluate().await), [1, 1, 0, 0]);
+    assert_eq!(report(&p.evaluate().await), [1, 0, 0, 0], "the second win promoted at once");
     assert_eq!(p.tier_of(0).await, "gold");
     // A year on, the wins have left the window: at risk, not yet demoted.
     let now = Timestamp::now();
@@ -226,12 +229,12 @@ async fn a_tier_drops_only_after_the_grace_period(engine: Engine) {
     assert_eq!(counts(&total), [1, 0, 1, 0]);
     assert_eq!(p.tier_of(0).await, "bronze");
     let h = p.history(0).await;
-    assert_eq!(h.iter().map(|e| e["to_tier"].as_str().unwrap()).collect::<Vec<_>>(), ["gold", "bronze"]);
-    assert_eq!((h[1]["from_tier"].as_str(), h[1]["actor"].as_str()), (Some("gold"), Some("system:scheduler")));
-    let reason = h[1]["reason"].as_str().unwrap();
+    assert_eq!(h.iter().map(|e| e["to_tier"].as_str().unwrap()).collect::<Vec<_>>(), ["bronze", "gold", "bronze"]);
+    assert_eq!((h[2]["from_tier"].as_str(), h[2]["actor"].as_str()), (Some("gold"), Some("system:scheduler")));
+    let reason = h[2]["reason"].as_str().unwrap();
     assert!(reason.starts_with("trailing-12-month won referrals 0 below Gold (2) since "), "{reason}");
     assert!(reason.ends_with("longer than the 30-day requalification grace period; now Bronze (0)"), "{reason}");
-    assert_eq!(h[1]["measure_value"], 0);
+    assert_eq!(h[2]["measure_value"], 0);
     p.app.cleanup().await;
 }
 
@@ -250,7 +253,7 @@ async fn concurrent_evaluations_change_a_tier_once(engine: Engine) {
         assert_eq!(s, 200, "{r}");
         promoted += r["promoted"].as_u64().unwrap();
     }
-    assert_eq!(promoted, 3, "each partner promoted by exactly one evaluation");
+    assert_eq!(promoted, 2, "the two partners without a win promoted by exactly one evaluation (the winner was at its win)");
     for i in 0..3 {
         assert_eq!(p.history(i).await.len(), 1, "one history row for partner {i}");
     }
@@ -262,10 +265,9 @@ async fn a_partner_reads_its_own_tier_but_not_anothers(engine: Engine) {
     let p = Program::new(engine, 2).await;
     assert_eq!(p.put_ladder(&p.app.admin, &count_ladder(1, 90)).await.0, 200);
     p.win(0, "Globex", "100.00", "USD").await;
-    let (s, mine) = p.get(&format!("/api/v1/partners/{}/tier", p.id(0)), p.token(0)).await;
-    assert_eq!((s, &mine["tier"], &mine["measure_value"]), (200, &Value::Null, &json!(1)), "{mine}");
-    assert_eq!((mine["next_tier"]["slug"].as_str(), &mine["remaining"]), (Some("bronze"), &json!(0)), "met, awaiting evaluation");
-    p.evaluate().await;
+    let (s, other) = p.get(&format!("/api/v1/partners/{}/tier", p.id(1)), p.token(1)).await;
+    assert_eq!((s, &other["tier"], &other["measure_value"]), (200, &Value::Null, &json!(0)), "{other}");
+    assert_eq!((other["next_tier"]["slug"].as_str(), &other["remaining"]), (Some("bronze"), &json!(0)), "met, awaiting evaluation");
     let (_, mine) = p.get(&format!("/api/v1/partners/{}/tier", p.id(0)), p.token(0)).await;
     assert_eq!(
         (mine["tier"].as_str(), mine["tier_name"].as_str(), mine["benefits"].as_str()),
@@ -288,13 +290,28 @@ async fn a_tiered_plan_pays_the_gold_rate_after_promotion(engine: Engine) {
     p.evaluate().await;
     let first = p.win(0, "Globex", "1000.00", "USD").await;
     let second = p.win(0, "Initech", "1000.00", "USD").await;
-    assert_eq!(report(&p.evaluate().await), [1, 1, 0, 0]);
     let third = p.win(0, "Umbrella", "1000.00", "USD").await;
+    assert_eq!(p.tier_of(0).await, "gold", "promoted by the second win, after its commission was booked");
     let mut paid = Vec::new();
     for r in [first, second, third] {
         let (_, list) = p.get(&format!("/api/v1/commissions?referral_id={r}"), &p.app.admin).await;
         paid.push(list["data"][0]["amount"]["amount"].as_str().unwrap().to_owned());
     }
     assert_eq!(paid, ["100.00", "100.00", "200.00"], "the rate of the tier held on each won date");
+    p.app.cleanup().await;
+}
+
+async fn a_win_promotes_at_once_without_waiting_for_the_schedule(engine: Engine) {
+    let p = Program::new(engine, 2).await;
+    let (s, _) = p.put_ladder(&p.app.admin, &count_ladder(2, 30)).await;
+    assert_eq!(s, 200);
+    p.win(0, "Acme", "100.00", "USD").await;
+    assert_eq!(p.tier_of(0).await, "bronze", "one win: on the ladder, not yet gold");
+    p.win(0, "Globex", "100.00", "USD").await;
+    assert_eq!(p.tier_of(0).await, "gold", "the second win promotes at once");
+    assert!(p.tier_of(1).await.is_null(), "only the winning partner is evaluated");
+    let h = p.history(0).await;
+    let moves: Vec<&str> = h.iter().map(|e| e["to_tier"].as_str().unwrap()).collect();
+    assert!(moves.contains(&"gold") && moves.contains(&"bronze") && moves.len() == 2, "{h:?}");
     p.app.cleanup().await;
 }

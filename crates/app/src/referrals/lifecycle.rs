@@ -241,7 +241,16 @@ pub async fn change_stage(
     c.after = after.clone();
     c.audit = audit(ctx, "referral.stage_changed", Some(&before), &after);
     match store.change_referral(&ctx.workspace_id, c).await {
-        Ok(()) => Ok(after),
+        Ok(()) => {
+            if stage == Stage::ClosedWon {
+                // A promotion the win earns applies at once; the stage change
+                // stands even if this fails (the scheduled run retries it).
+                if let Err(e) = crate::tiers::evaluate_partner(store, ctx, &after.partner_id).await {
+                    tracing::warn!(error = ?e, partner = %after.partner_id, "tier evaluation after a win failed");
+                }
+            }
+            Ok(after)
+        }
         // Another request moved it first (two `closed_won` at once): if it
         // now stands where this one wanted it, that is this one's answer too.
         Err(StoreError::Stale | StoreError::Conflict { .. }) if stale_retry_allowed(store, ctx, id, stage, amount).await? => {
