@@ -54,7 +54,7 @@ fn line(id: &str, minor: i64, currency: Currency, method: PayoutMethod, note: &s
         partner_id: format!("partner-{id}"),
         partner_name: format!("Partner {id}"),
         amount: Money::from_minor(minor, currency),
-        method,
+        method: Some(method),
         note: note.to_owned(),
     }
 }

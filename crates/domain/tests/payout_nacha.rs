@@ -52,7 +52,7 @@ fn input(entries: &[Entry], extra: Vec<PayoutLine>) -> PayoutFileInput {
                 partner_id: format!("p{i}"),
                 partner_name: e.name.clone(),
                 amount: Money::from_minor(e.minor, Currency::USD),
-                method,
+                method: Some(method),
                 note: "partnerloop commissions".into(),
             }
         })
@@ -150,7 +150,7 @@ fn a_small_file_reads_back_and_other_methods_stay_out() {
         partner_id: "p".into(),
         partner_name: "P".into(),
         amount: Money::from_minor(5, Currency::USD),
-        method: paypal,
+        method: Some(paypal),
         note: String::new(),
     };
     let file = nacha(&input(&entries, vec![other]), &payer(), 'a').unwrap();

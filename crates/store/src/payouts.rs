@@ -163,14 +163,13 @@ impl SqlStore {
             let mut chosen: Vec<(String, String)> = Vec::new();
             for (partner, sum, method) in groups {
                 let balance = Money::from_minor(sum, new.currency);
+                // A partner without payout details is paid all the same: its
+                // line shows in the CSV report until it gives them.
                 let reason = match method {
                     _ if sum <= 0 => Some("the balance is not positive: a clawback is outstanding".to_owned()),
-                    None => Some("the partner has no payout details".to_owned()),
-                    Some(_) if sum < minimum => {
-                        Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency)))
-                    }
-                    Some(m) => {
-                        chosen.push((partner.clone(), m));
+                    _ if sum < minimum => Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency))),
+                    m => {
+                        chosen.push((partner.clone(), m.unwrap_or_else(|| "none".to_owned())));
                         None
                     }
                 };

@@ -22,12 +22,12 @@ pub fn generic_csv(input: &PayoutFileInput) -> Result<Vec<u8>, PayoutFileError> 
     w.write_record(HEADER).map_err(err)?;
     for line in lines {
         let amount = line.amount.amount_string();
-        let destination = destination(&line.method);
+        let destination = line.method.as_ref().map_or_else(|| "no payout details yet".to_owned(), destination);
         w.write_record([
             cell(&line.line_id).as_ref(),
             &cell(&line.partner_id),
             &cell(&line.partner_name),
-            line.method.kind(),
+            line.method.as_ref().map_or("none", |m| m.kind()),
             &amount,
             input.currency.code(),
             &cell(&destination),

@@ -50,7 +50,9 @@ pub struct PayoutLine {
     pub partner_name: String,
     /// Positive, in the batch currency.
     pub amount: Money,
-    pub method: PayoutMethod,
+    /// None: the partner has not given payout details yet (only the CSV
+    /// report shows such a line).
+    pub method: Option<PayoutMethod>,
     /// Remittance text, e.g. "partnerloop commissions PO-…".
     pub note: String,
 }
@@ -118,7 +120,8 @@ pub(crate) fn select_lines<'a>(
     format: &'static str,
     method: Option<&'static str>,
 ) -> Result<Vec<&'a PayoutLine>, PayoutFileError> {
-    let lines: Vec<&PayoutLine> = input.lines.iter().filter(|l| method.is_none_or(|m| l.method.kind() == m)).collect();
+    let lines: Vec<&PayoutLine> =
+        input.lines.iter().filter(|l| method.is_none_or(|m| l.method.as_ref().is_some_and(|x| x.kind() == m))).collect();
     let mut seen = HashSet::new();
     for line in &lines {
         let id = &line.line_id;

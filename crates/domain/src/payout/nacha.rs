@@ -124,7 +124,7 @@ pub fn nacha(input: &PayoutFileInput, payer: &NachaPayer, file_id_modifier: char
 
 /// The entry detail record of one line, and its RDFI routing for the hash.
 fn entry(line: &PayoutLine, odfi: &str, sequence: u64) -> Result<(String, u64), PayoutFileError> {
-    let PayoutMethod::Ach { account_name, routing_number, account_number, account_type } = &line.method else {
+    let Some(PayoutMethod::Ach { account_name, routing_number, account_number, account_type }) = &line.method else {
         unreachable!("select_lines keeps only ACH lines")
     };
     let code = match account_type {

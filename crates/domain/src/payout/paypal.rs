@@ -22,7 +22,7 @@ pub fn paypal_csv(input: &PayoutFileInput) -> Result<Vec<u8>, PayoutFileError> {
     }
     let mut w = csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::CRLF).from_writer(Vec::new());
     for line in lines {
-        let PayoutMethod::Paypal { email } = &line.method else { continue };
+        let Some(PayoutMethod::Paypal { email }) = &line.method else { continue };
         let amount = line.amount.amount_string();
         let note = one_line(&line.note, NOTE_MAX);
         w.write_record([email.as_str(), &amount, input.currency.code(), &line.line_id, &note, "PAYPAL"])

@@ -93,7 +93,7 @@ struct Transfer<'a> {
 
 impl<'a> Transfer<'a> {
     fn new(line: &'a PayoutLine) -> Result<Self, PayoutFileError> {
-        let PayoutMethod::Sepa { account_name, iban, bic } = &line.method else { unreachable!("select_lines keeps only SEPA lines") };
+        let Some(PayoutMethod::Sepa { account_name, iban, bic }) = &line.method else { unreachable!("select_lines keeps only SEPA lines") };
         let id = &line.line_id;
         let name = sepa_text(&format!("line {id} account_name"), account_name, NAME_MAX)?;
         // The remittance text is optional in the file: a note with nothing

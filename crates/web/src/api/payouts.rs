@@ -41,7 +41,7 @@ pub struct PayoutItemOut {
     pub partner_id: String,
     pub partner_name: String,
     pub amount: MoneyDto,
-    /// paypal | sepa | ach | credit
+    /// paypal | sepa | ach | credit, or none: no payout details yet (the item shows in the `csv` export only)
     pub method: String,
     pub commission_ids: Vec<String>,
 }
