@@ -29,13 +29,7 @@ impl Program {
         let app = TestApp::spawn(engine).await;
         let (s, p) = body(app.post("/api/v1/commission-plans", &app.admin, &plan).await).await;
         assert_eq!(s, 201, "{p}");
-        let mut partners = Vec::new();
-        for i in 0..n {
-            let p = app.create_partner(&app.admin, &format!("Partner {i}"), &format!("p{i}@partner{i}.example")).await;
-            let id = p["id"].as_str().unwrap().to_owned();
-            let (_, key) = body(app.post(&format!("/api/v1/partners/{id}/api-keys"), &app.admin, &json!({})).await).await;
-            partners.push((id, key["token"].as_str().unwrap().to_owned()));
-        }
+        let partners = app.partners_with_tokens(n).await;
         Program { app, partners }
     }
 

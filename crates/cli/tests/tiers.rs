@@ -29,13 +29,7 @@ impl Program {
     /// A workspace with `n` partners with tokens (and no commission plan).
     async fn new(engine: Engine, n: usize) -> Program {
         let app = TestApp::spawn(engine).await;
-        let mut partners = Vec::new();
-        for i in 0..n {
-            let p = app.create_partner(&app.admin, &format!("Partner {i}"), &format!("p{i}@partner{i}.example")).await;
-            let id = p["id"].as_str().unwrap().to_owned();
-            let (_, key) = body(app.post(&format!("/api/v1/partners/{id}/api-keys"), &app.admin, &json!({})).await).await;
-            partners.push((id, key["token"].as_str().unwrap().to_owned()));
-        }
+        let partners = app.partners_with_tokens(n).await;
         Program { app, partners }
     }
 

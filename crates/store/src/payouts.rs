@@ -324,53 +324,40 @@ impl SqlStore {
     }
 
     pub(crate) async fn mark_payout_paid_(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()> {
-        let at = to_text(audit.at);
-        on_write!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map)?;
-            let done = sqlx::query(
-                "UPDATE payouts SET status = 'paid', paid_at = $1, reference = $2, updated_at = $1
-                 WHERE workspace_id = $3 AND id = $4 AND status = 'draft'",
-            )
-            .bind(&at)
-            .bind(reference)
-            .bind(ws.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Stale);
-            }
-            sqlx::query(concat!(
-                entry_insert!(),
-                "SELECT workspace_id, id, 'paid', amount_minor, $1, $2, $3, payout_id
-                 FROM commissions WHERE payout_id = $4 AND status = 'payable'"
-            ))
-            .bind(&at)
-            .bind(&audit.actor)
-            .bind(format!("paid in batch {id}, reference {reference}"))
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            sqlx::query("UPDATE commissions SET status = 'paid', updated_at = $1 WHERE payout_id = $2 AND status = 'payable'")
-                .bind(&at)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-            insert_audit!(tx, ws, audit);
-            tx.commit().await.map_err(map)
-        })
+        self.close_draft(ws, id, Some(reference), audit).await
     }
 
     pub(crate) async fn cancel_payout_(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()> {
+        self.close_draft(ws, id, None, audit).await
+    }
+
+    /// Ends a draft: paid (with the transfer's reference), its commissions
+    /// `paid`; or cancelled (no reference), its commissions free again.
+    async fn close_draft(&self, ws: &WorkspaceId, id: &PayoutId, paid_reference: Option<&str>, audit: &AuditEntry) -> StoreResult<()> {
         let at = to_text(audit.at);
+        let (status, kind, reason, release) = match paid_reference {
+            Some(r) => (
+                "paid",
+                "paid",
+                format!("paid in batch {id}, reference {r}"),
+                "UPDATE commissions SET status = 'paid', updated_at = $1 WHERE payout_id = $2",
+            ),
+            None => (
+                "cancelled",
+                "unbatched",
+                format!("payout batch {id} cancelled"),
+                "UPDATE commissions SET payout_id = NULL, updated_at = $1 WHERE payout_id = $2",
+            ),
+        };
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             let done = sqlx::query(
-                "UPDATE payouts SET status = 'cancelled', updated_at = $1 WHERE workspace_id = $2 AND id = $3 AND status = 'draft'",
+                "UPDATE payouts SET status = $1, paid_at = $2, reference = $3, updated_at = $4
+                 WHERE workspace_id = $5 AND id = $6 AND status = 'draft'",
             )
+            .bind(status)
+            .bind(paid_reference.map(|_| at.as_str()))
+            .bind(paid_reference)
             .bind(&at)
             .bind(ws.as_str())
             .bind(id.as_str())
@@ -380,24 +367,21 @@ impl SqlStore {
             if done.rows_affected() != 1 {
                 return Err(StoreError::Stale);
             }
+            // A batched commission stays payable until this moment: a
+            // reversal needs it out of every batch.
             sqlx::query(concat!(
                 entry_insert!(),
-                "SELECT workspace_id, id, 'unbatched', amount_minor, $1, $2, $3, payout_id
-                 FROM commissions WHERE payout_id = $4"
+                "SELECT workspace_id, id, $1, amount_minor, $2, $3, $4, payout_id FROM commissions WHERE payout_id = $5"
             ))
+            .bind(kind)
             .bind(&at)
             .bind(&audit.actor)
-            .bind(format!("payout batch {id} cancelled"))
+            .bind(&reason)
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(map)?;
-            sqlx::query("UPDATE commissions SET payout_id = NULL, updated_at = $1 WHERE payout_id = $2")
-                .bind(&at)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
+            sqlx::query(release).bind(&at).bind(id.as_str()).execute(&mut *tx).await.map_err(map)?;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })

@@ -132,6 +132,20 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// `n` partners (`Partner {i}`, contact `p{i}@partner{i}.example`), each
+    /// with its own partner token: `(id, token)`.
+    pub async fn partners_with_tokens(&self, n: usize) -> Vec<(String, String)> {
+        let mut partners = Vec::new();
+        for i in 0..n {
+            let p = self.create_partner(&self.admin, &format!("Partner {i}"), &format!("p{i}@partner{i}.example")).await;
+            let id = p["id"].as_str().expect("id").to_owned();
+            let r = self.post(&format!("/api/v1/partners/{id}/api-keys"), &self.admin, &serde_json::json!({})).await;
+            let key: Value = r.json().await.expect("json");
+            partners.push((id, key["token"].as_str().expect("token").to_owned()));
+        }
+        partners
+    }
+
     /// Drops the test's PostgreSQL database.
     pub async fn cleanup(self) {
         self.store.close().await;
