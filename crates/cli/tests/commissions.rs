@@ -16,6 +16,7 @@ on_both_engines!(
     payout_details_are_validated_masked_and_sealed,
     a_payout_batch_pays_each_balance_once_and_exports_its_files,
     volume_bands_and_recurring_plans_pay_as_configured,
+    concurrent_payout_runs_never_batch_a_commission_twice,
 );
 
 struct Program {
@@ -534,5 +535,38 @@ async fn volume_bands_and_recurring_plans_pay_as_configured(engine: Engine) {
     let states: Vec<String> =
         p.commissions(&format!("?referral_id={r}"), &p.app.admin).await.iter().map(|c| c["status"].as_str().unwrap().to_owned()).collect();
     assert_eq!(states, ["reversed", "reversed"]);
+    p.app.cleanup().await;
+}
+
+async fn concurrent_payout_runs_never_batch_a_commission_twice(engine: Engine) {
+    let p = Program::new(engine, 4, json!({"name": "Now", "kind": "percent", "rate": "0.10", "hold_days": 0, "default": true})).await;
+    for (i, company) in ["Acme", "Globex", "Initech", "Hooli", "Umbrella", "Soylent", "Cyberdyne", "Wonka"].iter().enumerate() {
+        let r = p.referral(i % 4, company).await;
+        p.win(&r, "1000.00", "USD").await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let req = p.app.request(reqwest::Method::POST, "/api/v1/payouts", Some(&p.app.admin)).json(&json!({"currency": "USD"}));
+        tasks.push(tokio::spawn(async move { body(req.send().await.unwrap()).await }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (s, b) = t.await.unwrap();
+        match s {
+            201 => {
+                created += 1;
+                for item in b["items"].as_array().unwrap() {
+                    for c in item["commission_ids"].as_array().unwrap() {
+                        assert!(seen.insert(c.as_str().unwrap().to_owned()), "{c} in two batches");
+                    }
+                }
+            }
+            422 => {}
+            other => panic!("{other}: {b}"),
+        }
+    }
+    assert!(created >= 1);
+    assert_eq!(seen.len(), 8, "every commission batched exactly once");
     p.app.cleanup().await;
 }

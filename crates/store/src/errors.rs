@@ -35,6 +35,9 @@ pub(crate) fn map(e: sqlx::Error) -> StoreError {
             };
             StoreError::Conflict { constraint }
         }
+        // PostgreSQL gave up one of two transactions that wanted each
+        // other's rows: nothing was written, and trying again is safe.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => StoreError::Stale,
         other => StoreError::Other(Box::new(other)),
     }
 }
