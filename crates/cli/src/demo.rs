@@ -170,7 +170,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
 
     // A few registrations through the real rules: one approved and moving
     // through the pipeline, one waiting for review (the sales team already
-    // works Soylent), one rejected (Initech is a customer).
+    // works Soylent), one rejected (Initech is a customer), one won.
     let matcher = partnerloop_app::matching::NameMatcher::new();
     let partners =
         store.list_partners(&ws.id, &PartnerFilter::default(), &Page { limit: 10, after: None }).await.context("cannot read partners")?;
@@ -202,10 +202,18 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
             channel: partnerloop_domain::referral::Channel::Api,
         };
         let registered = app(partnerloop_app::referrals::register(store, &matcher, &pctx, input).await)?;
-        if let partnerloop_app::store::Registered::Created(r) = registered
-            && company == "Globex Corporation"
-        {
-            app(partnerloop_app::referrals::change_stage(store, &ctx, &r.id, Stage::Proposal, None).await)?;
+        if let partnerloop_app::store::Registered::Created(r) = registered {
+            match company {
+                "Globex Corporation" => {
+                    app(partnerloop_app::referrals::change_stage(store, &ctx, &r.id, Stage::Proposal, None).await)?;
+                }
+                // Won: its commission accrues by the partner's (tiered) plan.
+                "Pied Piper" => {
+                    let won = Some(Money::from_minor(4_800_000, usd));
+                    app(partnerloop_app::referrals::change_stage(store, &ctx, &r.id, Stage::ClosedWon, won).await)?;
+                }
+                _ => {}
+            }
         }
     }
 

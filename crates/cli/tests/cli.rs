@@ -150,9 +150,14 @@ async fn serve_demo_answers_with_real_data_and_stops_cleanly_on_sigterm() {
         line.split_whitespace().find(|w| w.starts_with("pla_")).expect("the demo prints its admin token").to_owned()
     };
     let client = reqwest::Client::new();
-    for (path, at_least) in
-        [("/api/v1/partners", 5), ("/api/v1/accounts", 4), ("/api/v1/deals", 4), ("/api/v1/commission-plans", 3), ("/api/v1/referrals", 4)]
-    {
+    for (path, at_least) in [
+        ("/api/v1/partners", 5),
+        ("/api/v1/accounts", 4),
+        ("/api/v1/deals", 4),
+        ("/api/v1/commission-plans", 3),
+        ("/api/v1/referrals", 4),
+        ("/api/v1/commissions", 1),
+    ] {
         let page: serde_json::Value = client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         assert!(page["data"].as_array().unwrap().len() >= at_least, "{path}: {page}");
     }
