@@ -211,11 +211,13 @@ pub async fn commission_ids(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Resu
     Ok(out)
 }
 
-pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: String) -> Result<Payout, AppError> {
+/// The batch was paid; `reference` is the bank's or PayPal's for the transfer, when known.
+pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: Option<String>) -> Result<Payout, AppError> {
     ctx.require_admin()?;
-    let reference = partnerloop_domain::validation::required_text("reference", &reference, 200).map_err(|e| AppError::Invalid(vec![e]))?;
+    let reference =
+        partnerloop_domain::validation::optional_text("reference", reference.as_deref(), 200).map_err(|e| AppError::Invalid(vec![e]))?;
     let a = audit(ctx, "payout.paid", "payout", id.as_str(), json!({"reference": reference}));
-    match store.mark_payout_paid(&ctx.workspace_id, id, &reference, &a).await {
+    match store.mark_payout_paid(&ctx.workspace_id, id, reference.as_deref(), &a).await {
         Ok(()) => get(store, ctx, id).await,
         Err(StoreError::Stale) => Err(not_a_draft(store, ctx, id).await),
         Err(e) => Err(e.into()),

@@ -371,7 +371,7 @@ pub trait Store: Send + Sync + 'static {
     async fn payout_commission_ids(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>>;
     /// A draft batch becomes paid, and its commissions with it
     /// ([`StoreError::Stale`] when it is not a draft).
-    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()>;
+    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: Option<&str>, audit: &AuditEntry) -> StoreResult<()>;
     /// A draft batch is cancelled; its commissions are payable again.
     async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()>;
 

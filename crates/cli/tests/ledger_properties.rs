@@ -142,7 +142,7 @@ impl World {
                 let all = self.payouts().await;
                 match all.get(nth % all.len().max(1)) {
                     Some(p) if matches!(op, Op::MarkPaid { .. }) => {
-                        partnerloop_app::payouts::mark_paid(store, &ctx, &p.id, "ref".into()).await.map(|_| ())
+                        partnerloop_app::payouts::mark_paid(store, &ctx, &p.id, Some("ref".into())).await.map(|_| ())
                     }
                     Some(p) => partnerloop_app::payouts::cancel(store, &ctx, &p.id).await.map(|_| ()),
                     None => Ok(()),

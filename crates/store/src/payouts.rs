@@ -323,7 +323,13 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn mark_payout_paid_(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()> {
+    pub(crate) async fn mark_payout_paid_(
+        &self,
+        ws: &WorkspaceId,
+        id: &PayoutId,
+        reference: Option<&str>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         self.close_draft(ws, id, Some(reference), audit).await
     }
 
@@ -331,15 +337,16 @@ impl SqlStore {
         self.close_draft(ws, id, None, audit).await
     }
 
-    /// Ends a draft: paid (with the transfer's reference), its commissions
-    /// `paid`; or cancelled (no reference), its commissions free again.
-    async fn close_draft(&self, ws: &WorkspaceId, id: &PayoutId, paid_reference: Option<&str>, audit: &AuditEntry) -> StoreResult<()> {
+    /// Ends a draft: paid (with the transfer's reference, when known), its
+    /// commissions `paid`; or cancelled (`None`), its commissions free again.
+    async fn close_draft(&self, ws: &WorkspaceId, id: &PayoutId, paid: Option<Option<&str>>, audit: &AuditEntry) -> StoreResult<()> {
         let at = to_text(audit.at);
-        let (status, kind, reason, release) = match paid_reference {
+        let paid_reference = paid.flatten();
+        let (status, kind, reason, release) = match paid {
             Some(r) => (
                 "paid",
                 "paid",
-                format!("paid in batch {id}, reference {r}"),
+                format!("paid in batch {id}{}", r.map(|r| format!(", reference {r}")).unwrap_or_default()),
                 "UPDATE commissions SET status = 'paid', updated_at = $1 WHERE payout_id = $2",
             ),
             None => (
@@ -356,7 +363,7 @@ impl SqlStore {
                  WHERE workspace_id = $5 AND id = $6 AND status = 'draft'",
             )
             .bind(status)
-            .bind(paid_reference.map(|_| at.as_str()))
+            .bind(paid.map(|_| at.as_str()))
             .bind(paid_reference)
             .bind(&at)
             .bind(ws.as_str())

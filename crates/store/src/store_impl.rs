@@ -356,7 +356,7 @@ impl Store for SqlStore {
     async fn payout_commission_ids(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>> {
         self.payout_commission_ids_(ws, id).await
     }
-    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: &str, audit: &AuditEntry) -> StoreResult<()> {
+    async fn mark_payout_paid(&self, ws: &WorkspaceId, id: &PayoutId, reference: Option<&str>, audit: &AuditEntry) -> StoreResult<()> {
         self.mark_payout_paid_(ws, id, reference, audit).await
     }
     async fn cancel_payout(&self, ws: &WorkspaceId, id: &PayoutId, audit: &AuditEntry) -> StoreResult<()> {

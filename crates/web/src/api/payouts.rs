@@ -181,23 +181,25 @@ async fn export_payout(
     Ok(([(header::CONTENT_TYPE, format.content_type().to_owned()), (header::CONTENT_DISPOSITION, disposition)], file.bytes).into_response())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct MarkPaidBody {
-    /// The bank's or PayPal's reference for the transfer.
-    pub reference: String,
+    /// The bank's or PayPal's reference for the transfer (optional).
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
-/// The batch was paid: its commissions become `paid` (admin).
-#[utoipa::path(post, path = "/api/v1/payouts/{id}/mark-paid", tag = "payouts", request_body = MarkPaidBody,
+/// The batch was paid: its commissions become `paid` (admin). The body is
+/// optional.
+#[utoipa::path(post, path = "/api/v1/payouts/{id}/mark-paid", tag = "payouts", request_body(content = MarkPaidBody, description = "optional"),
     responses((status = 200, body = PayoutOut), (status = 409, body = Problem)))]
 async fn mark_paid(
     State(s): State<AppState>,
     Auth(ctx): Auth,
     Path(id): Path<String>,
-    ApiJson(b): ApiJson<MarkPaidBody>,
+    raw: axum::body::Bytes,
 ) -> Result<Json<PayoutOut>, ApiError> {
-    let reference = required_text("reference", &b.reference, 200).map_err(|e| ApiError::from(vec![e]))?;
-    let p = payouts::mark_paid(s.store.as_ref(), &ctx, &PayoutId::from_string(id), reference).await?;
+    let b: MarkPaidBody = if raw.iter().all(u8::is_ascii_whitespace) { MarkPaidBody::default() } else { crate::extract::parse_json(&raw)? };
+    let p = payouts::mark_paid(s.store.as_ref(), &ctx, &PayoutId::from_string(id), b.reference).await?;
     Ok(Json(payout_out(&s, &ctx, &p, true).await?))
 }
 
