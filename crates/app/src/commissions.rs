@@ -24,10 +24,6 @@ use crate::store::{AuditEntry, Page, Paged, Store};
 /// Largest page the release job moves per transaction.
 const RELEASE_CHUNK: u32 = 20_000;
 
-pub fn commission_id(now: Timestamp) -> CommissionId {
-    CommissionId::from_string(crate::ids::new_id(CommissionId::PREFIX, now))
-}
-
 /// The plan that pays `partner`: its own, else the workspace default.
 pub(crate) async fn plan_for(
     store: &dyn Store,
@@ -81,7 +77,7 @@ pub(crate) async fn accrual_for_win(store: &dyn Store, ctx: &Ctx, won: &Referral
     let won_seq =
         of_referral(store, ctx, won).await?.iter().filter(|c| c.kind == CommissionKind::Accrual).map(|c| c.won_seq).max().unwrap_or(0) + 1;
     let c = Commission {
-        id: commission_id(ctx.now),
+        id: crate::ids::commission_id(ctx.now),
         partner_id: won.partner_id.clone(),
         referral_id: won.id.clone(),
         plan_id: Some(plan.id.clone()),
@@ -109,18 +105,14 @@ pub(crate) async fn takeback_for_unwin(
     referral: &Referral,
     why: &str,
 ) -> Result<Vec<(LedgerWrite, String)>, AppError> {
-    let mut out = Vec::new();
-    for c in of_referral(store, ctx, referral).await? {
-        if c.kind == CommissionKind::Adjustment || c.status == CommissionStatus::Reversed {
-            continue;
-        }
-        let adjusted = store.adjustment_of(&ctx.workspace_id, &c.id).await?;
-        if adjusted.is_some() {
-            continue;
-        }
-        out.push(takeback(ctx, &c, None, why)?);
-    }
-    Ok(out)
+    // An adjustment belongs to the same referral as what it corrects, so
+    // one read tells which commissions are corrected already.
+    let all = of_referral(store, ctx, referral).await?;
+    let adjusted: std::collections::HashSet<&CommissionId> = all.iter().filter_map(|c| c.adjusts.as_ref()).collect();
+    all.iter()
+        .filter(|c| c.kind != CommissionKind::Adjustment && c.status != CommissionStatus::Reversed && !adjusted.contains(&c.id))
+        .map(|c| takeback(ctx, c, None, why))
+        .collect()
 }
 
 fn takeback(ctx: &Ctx, c: &Commission, adjusted_by: Option<&CommissionId>, why: &str) -> Result<(LedgerWrite, String), AppError> {
@@ -130,7 +122,7 @@ fn takeback(ctx: &Ctx, c: &Commission, adjusted_by: Option<&CommissionId>, why: 
         }
         Reversal::Adjust { amount } => {
             let adj = Commission {
-                id: commission_id(ctx.now),
+                id: crate::ids::commission_id(ctx.now),
                 kind: CommissionKind::Adjustment,
                 amount,
                 status: CommissionStatus::Payable,

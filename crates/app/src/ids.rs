@@ -35,6 +35,19 @@ pub fn referral_id(now: Timestamp) -> partnerloop_domain::referral::ReferralId {
     ReferralId::from_string(new_id(ReferralId::PREFIX, now))
 }
 
+/// Ids of the money side, whose types live with the commission rules.
+macro_rules! commission_ids {
+    ($($fn_name:ident => $ty:ident),+ $(,)?) => {
+        $(
+            pub fn $fn_name(now: Timestamp) -> partnerloop_domain::commission::$ty {
+                partnerloop_domain::commission::$ty::from_string(new_id(partnerloop_domain::commission::$ty::PREFIX, now))
+            }
+        )+
+    };
+}
+
+commission_ids!(commission_id => CommissionId, payout_id => PayoutId, payment_id => PaymentId);
+
 pub fn event_id(now: Timestamp) -> String {
     new_id("evt", now)
 }

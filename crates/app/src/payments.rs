@@ -10,7 +10,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use partnerloop_domain::Money;
-use partnerloop_domain::commission::{self, Commission, CommissionKind, CommissionStatus, PaymentId, Win};
+use partnerloop_domain::commission::{self, Commission, CommissionKind, CommissionStatus, Win};
 use partnerloop_domain::plan::HoldFrom;
 use partnerloop_domain::referral::{ReferralId, ReferralStatus};
 use serde_json::json;
@@ -45,7 +45,7 @@ pub async fn record(
         return Err(AppError::invalid("paid_at", "must not be in the future"));
     }
     let payment = Payment {
-        id: PaymentId::from_string(crate::ids::new_id(PaymentId::PREFIX, ctx.now)),
+        id: crate::ids::payment_id(ctx.now),
         referral_id: referral_id.clone(),
         amount,
         paid_at,
@@ -81,7 +81,7 @@ pub async fn record(
                     .max()
                     .unwrap_or(1);
                 let c = Commission {
-                    id: crate::commissions::commission_id(ctx.now),
+                    id: crate::ids::commission_id(ctx.now),
                     partner_id: referral.partner_id.clone(),
                     referral_id: referral_id.clone(),
                     plan_id: Some(plan.id.clone()),

@@ -8,7 +8,6 @@
 //! is payable now (due commissions are released first) and is a draft
 //! until marked paid; a draft can be cancelled, a paid batch cannot.
 
-use jiff::Timestamp;
 use partnerloop_domain::commission::{CommissionId, PayoutId, PayoutStatus};
 use partnerloop_domain::ids::PartnerId;
 use partnerloop_domain::payout::{
@@ -90,10 +89,19 @@ pub async fn details(store: &dyn Store, ctx: &Ctx, partner: &PartnerId) -> Resul
     Ok(Some(serde_json::from_str(&d.masked).map_err(sealed_unreadable)?))
 }
 
-async fn open_details(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, partner: &PartnerId) -> Result<Option<PayoutMethod>, AppError> {
-    let Some(d) = store.payout_details(&ctx.workspace_id, partner).await? else { return Ok(None) };
-    let plain = sealer.open(&details_context(ctx, partner), &d.sealed).map_err(sealed_unreadable)?;
-    Ok(Some(serde_json::from_slice(&plain).map_err(sealed_unreadable)?))
+/// Opens the sealed payout details of `partners` (read in one go), by partner.
+async fn open_details(
+    store: &dyn Store,
+    sealer: &Sealer,
+    ctx: &Ctx,
+    partners: &[PartnerId],
+) -> Result<std::collections::HashMap<PartnerId, PayoutMethod>, AppError> {
+    let mut out = std::collections::HashMap::with_capacity(partners.len());
+    for d in store.payout_details_of(&ctx.workspace_id, partners).await? {
+        let plain = sealer.open(&details_context(ctx, &d.partner_id), &d.sealed).map_err(sealed_unreadable)?;
+        out.insert(d.partner_id, serde_json::from_slice(&plain).map_err(sealed_unreadable)?);
+    }
+    Ok(out)
 }
 
 /// The payer's SEPA account.
@@ -174,16 +182,12 @@ async fn open_settings(store: &dyn Store, sealer: &Sealer, ctx: &Ctx) -> Result<
     Ok(Some(PayoutSettings { minimum: s.minimum, sepa: payer.sepa, nacha: payer.nacha }))
 }
 
-pub fn payout_id(now: Timestamp) -> PayoutId {
-    PayoutId::from_string(crate::ids::new_id(PayoutId::PREFIX, now))
-}
-
 /// Makes a draft batch of everything payable in `currency`.
 pub async fn create(store: &dyn Store, ctx: &Ctx, currency: Currency) -> Result<PayoutCreated, AppError> {
     ctx.require_admin()?;
     crate::commissions::release_due(store, Some(&ctx.workspace_id), ctx.now).await?;
     let minimum = store.payout_settings(&ctx.workspace_id).await?.map(|s| s.minimum).unwrap_or(Money::zero(currency));
-    let new = NewPayout { id: payout_id(ctx.now), currency, minimum, at: ctx.now, actor: ctx.actor.audit_name() };
+    let new = NewPayout { id: crate::ids::payout_id(ctx.now), currency, minimum, at: ctx.now, actor: ctx.actor.audit_name() };
     let a = audit(ctx, "payout.created", "payout", new.id.as_str(), json!({"currency": currency.code()}));
     Ok(store.create_payout(&ctx.workspace_id, &new, &a).await?)
 }
@@ -291,9 +295,11 @@ pub async fn export(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, id: &PayoutId
     if payout.status == PayoutStatus::Cancelled {
         return Err(AppError::conflict(Some("status"), "the payout was cancelled: there is nothing to pay"));
     }
+    let partners: Vec<PartnerId> = payout.items.iter().map(|i| i.partner_id.clone()).collect();
+    let mut methods = open_details(store, sealer, ctx, &partners).await?;
     let mut lines = Vec::with_capacity(payout.items.len());
     for item in &payout.items {
-        let method = open_details(store, sealer, ctx, &item.partner_id).await?;
+        let method = methods.remove(&item.partner_id);
         lines.push(PayoutLine {
             line_id: line_id(&payout.id, &item.partner_id),
             partner_id: item.partner_id.to_string(),

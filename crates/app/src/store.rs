@@ -358,6 +358,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_payout_details(&self, ws: &WorkspaceId, details: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()>;
     async fn payout_details(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>>;
+    /// The payout details of several partners at once (those that have some).
+    async fn payout_details_of(&self, ws: &WorkspaceId, partners: &[PartnerId]) -> StoreResult<Vec<SealedPayoutDetails>>;
+    /// The company names of several referrals at once, by referral id.
+    async fn referral_company_names(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[ReferralId],
+    ) -> StoreResult<std::collections::HashMap<ReferralId, String>>;
     async fn put_payout_settings(&self, ws: &WorkspaceId, settings: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()>;
     async fn payout_settings(&self, ws: &WorkspaceId) -> StoreResult<Option<SealedPayoutSettings>>;
 

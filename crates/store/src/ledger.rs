@@ -12,7 +12,7 @@ use partnerloop_app::store::{AuditEntry, Page, Paged, StoreResult};
 use partnerloop_domain::commission::{Commission, CommissionId, CommissionKind, CommissionStatus, EntryKind, PaymentId, PayoutId};
 use partnerloop_domain::ids::{PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::referral::ReferralId;
-use partnerloop_domain::{Currency, FieldError, Money};
+use partnerloop_domain::{Currency, Money};
 
 use crate::errors::map;
 use crate::records::insert_audit;
@@ -34,9 +34,7 @@ macro_rules! entry_insert {
 }
 pub(crate) use entry_insert;
 
-fn bad(e: FieldError) -> StoreError {
-    StoreError::Other(format!("stored value does not parse: {e}").into())
-}
+use crate::rows::bad;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct CommissionRow {

@@ -5,6 +5,8 @@
 //! statements; a chunk that meets an accrual booked meanwhile (the unique
 //! index) fails whole and the caller's next run picks up what is left.
 
+use std::collections::HashMap;
+
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::UnaccruedWin;
 use partnerloop_app::store::{AuditEntry, StoreResult};
@@ -37,6 +39,24 @@ impl SqlStore {
             .map_err(map)?;
             rows.into_iter().map(Commission::try_from).collect()
         })
+    }
+
+    pub(crate) async fn referral_company_names_(&self, ws: &WorkspaceId, ids: &[ReferralId]) -> StoreResult<HashMap<ReferralId, String>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BOOK_CHUNK) {
+            let rows: Vec<(String, String)> = on_read!(self, |pool| {
+                let mut q = sqlx::QueryBuilder::new("SELECT id, company_name FROM referrals WHERE workspace_id = ");
+                q.push_bind(ws.as_str()).push(" AND id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(pool).await.map_err(map)?
+            });
+            out.extend(rows.into_iter().map(|(id, name)| (ReferralId::from_string(id), name)));
+        }
+        Ok(out)
     }
 
     pub(crate) async fn won_without_commission_(

@@ -6,6 +6,8 @@
 //! are computed from the commissions it actually took, never from an
 //! earlier read; a batch that ends up empty is not written at all.
 
+use std::collections::HashMap;
+
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::{NewPayout, Payout, PayoutCreated, PayoutItem, SealedPayoutDetails, SealedPayoutSettings, SkippedPartner};
 use partnerloop_app::store::{AuditEntry, Page, Paged, StoreResult};
@@ -21,9 +23,7 @@ use crate::{SqlStore, on_read, on_write};
 
 const ITEM_CHUNK: usize = 1000;
 
-fn bad(e: partnerloop_domain::FieldError) -> StoreError {
-    StoreError::Other(format!("stored value does not parse: {e}").into())
-}
+use crate::rows::bad;
 
 #[derive(sqlx::FromRow)]
 struct PayoutRow {
@@ -96,6 +96,34 @@ impl SqlStore {
             })
             .transpose()
         })
+    }
+
+    pub(crate) async fn payout_details_of_(&self, ws: &WorkspaceId, partners: &[PartnerId]) -> StoreResult<Vec<SealedPayoutDetails>> {
+        let mut out = Vec::with_capacity(partners.len());
+        for chunk in partners.chunks(ITEM_CHUNK) {
+            let rows: Vec<(String, String, String, String, String)> = on_read!(self, |pool| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT partner_id, method, sealed, masked, updated_at FROM payout_details WHERE workspace_id = ",
+                );
+                q.push_bind(ws.as_str()).push(" AND partner_id IN (");
+                let mut list = q.separated(", ");
+                for p in chunk {
+                    list.push_bind(p.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(pool).await.map_err(map)?
+            });
+            for (partner, method, sealed, masked, at) in rows {
+                out.push(SealedPayoutDetails {
+                    partner_id: PartnerId::from_string(partner),
+                    method,
+                    sealed,
+                    masked,
+                    updated_at: from_text(&at)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) async fn put_payout_settings_(&self, ws: &WorkspaceId, s: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()> {
@@ -277,22 +305,22 @@ impl SqlStore {
     }
 
     pub(crate) async fn payout_(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Payout> {
-        on_read!(self, |pool| {
-            let row: PayoutRow =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PAYOUT_COLS} FROM payouts WHERE workspace_id = $1 AND id = $2")))
-                    .bind(ws.as_str())
-                    .bind(id.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .map_err(map)?;
-            let items = self.payout_items(pool, id, &row.currency).await?;
-            row.into_payout(items)
-        })
+        let row: PayoutRow = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PAYOUT_COLS} FROM payouts WHERE workspace_id = $1 AND id = $2")))
+                .bind(ws.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+                .map_err(map)?
+        });
+        let mut items = self.items_of(std::slice::from_ref(&row.id)).await?;
+        let mine = items.remove(&row.id).unwrap_or_default();
+        row.into_payout(mine)
     }
 
     pub(crate) async fn list_payouts_(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<Payout>> {
-        on_read!(self, |pool| {
-            let rows: Vec<PayoutRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<PayoutRow> = on_read!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {PAYOUT_COLS} FROM payouts WHERE workspace_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
             )))
             .bind(ws.as_str())
@@ -300,14 +328,49 @@ impl SqlStore {
             .bind(i64::from(page.limit) + 1)
             .fetch_all(pool)
             .await
-            .map_err(map)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let items = self.payout_items(pool, &PayoutId::from_string(r.id.clone()), &r.currency).await?;
-                out.push(r.into_payout(items)?);
+            .map_err(map)?
+        });
+        // Every page's items in one read.
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut items = self.items_of(&ids).await?;
+        let out = rows
+            .into_iter()
+            .map(|r| {
+                let mine = items.remove(&r.id).unwrap_or_default();
+                r.into_payout(mine)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Paged::from_rows(out, page.limit, |p: &Payout| p.id.to_string()))
+    }
+
+    /// The items of some batches, with their partners' names, per batch id.
+    async fn items_of(&self, payout_ids: &[String]) -> StoreResult<HashMap<String, Vec<PayoutItem>>> {
+        let mut out: HashMap<String, Vec<PayoutItem>> = HashMap::new();
+        if payout_ids.is_empty() {
+            return Ok(out);
+        }
+        let rows: Vec<(String, String, String, i64, String, i64, String)> = on_read!(self, |pool| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT i.payout_id, i.partner_id, p.name, i.amount_minor, o.currency, i.commission_count, i.method FROM payout_items i
+                 JOIN payouts o ON o.id = i.payout_id JOIN partners p ON p.id = i.partner_id WHERE i.payout_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in payout_ids {
+                list.push_bind(id.as_str());
             }
-            Ok(Paged::from_rows(out, page.limit, |p: &Payout| p.id.to_string()))
-        })
+            q.push(") ORDER BY i.payout_id, i.partner_id");
+            q.build_query_as().fetch_all(pool).await.map_err(map)?
+        });
+        for (payout, partner, name, minor, currency, count, method) in rows {
+            out.entry(payout).or_default().push(PayoutItem {
+                partner_id: PartnerId::from_string(partner),
+                partner_name: name,
+                amount: Money::from_minor(minor, Currency::parse("currency", &currency).map_err(bad)?),
+                commission_count: u64::try_from(count).unwrap_or(0),
+                method,
+            });
+        }
+        Ok(out)
     }
 
     pub(crate) async fn payout_commission_ids_(&self, ws: &WorkspaceId, id: &PayoutId) -> StoreResult<Vec<(PartnerId, CommissionId)>> {
@@ -392,46 +455,5 @@ impl SqlStore {
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })
-    }
-}
-
-/// The items of one batch, with their partners' names.
-macro_rules! read_items {
-    ($pool:expr, $id:expr, $currency:expr) => {{
-        let currency = Currency::parse("currency", $currency).map_err(bad)?;
-        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT i.partner_id, p.name, i.amount_minor, i.commission_count, i.method FROM payout_items i
-             JOIN partners p ON p.id = i.partner_id WHERE i.payout_id = $1 ORDER BY i.partner_id",
-        )
-        .bind($id.as_str())
-        .fetch_all($pool)
-        .await
-        .map_err(map)?;
-        Ok(rows
-            .into_iter()
-            .map(|(partner, name, minor, count, method)| PayoutItem {
-                partner_id: PartnerId::from_string(partner),
-                partner_name: name,
-                amount: Money::from_minor(minor, currency),
-                commission_count: u64::try_from(count).unwrap_or(0),
-                method,
-            })
-            .collect())
-    }};
-}
-
-trait ItemReader<P> {
-    async fn payout_items(&self, pool: &P, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>>;
-}
-
-impl ItemReader<sqlx::SqlitePool> for SqlStore {
-    async fn payout_items(&self, pool: &sqlx::SqlitePool, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>> {
-        read_items!(pool, id, currency)
-    }
-}
-
-impl ItemReader<sqlx::PgPool> for SqlStore {
-    async fn payout_items(&self, pool: &sqlx::PgPool, id: &PayoutId, currency: &str) -> StoreResult<Vec<PayoutItem>> {
-        read_items!(pool, id, currency)
     }
 }

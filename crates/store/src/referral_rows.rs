@@ -9,7 +9,7 @@ use partnerloop_domain::deal::Stage;
 use partnerloop_domain::ids::{DealId, PartnerId, WorkspaceId};
 use partnerloop_domain::referral::{Channel, Decision, DisputeStatus, Outcome, Protection, Reason, Referral, ReferralId, ReferralStatus};
 use partnerloop_domain::rules::{Action, ConflictingRegistration, KnownAccount, RuleId, Rules};
-use partnerloop_domain::{Currency, Email, FieldError, Money};
+use partnerloop_domain::{Currency, Email, Money};
 use serde_json::{Value, json};
 
 use crate::errors::map;
@@ -25,9 +25,7 @@ macro_rules! referral_cols {
 }
 pub(crate) use referral_cols;
 
-fn bad(e: FieldError) -> StoreError {
-    StoreError::Other(format!("stored referral does not parse: {e}").into())
-}
+use crate::rows::bad;
 
 fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string().into())

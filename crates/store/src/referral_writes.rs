@@ -16,8 +16,8 @@ use crate::referral_rows::{actions_to_json, reasons_to_json};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_write};
 
-/// Writes every column of a referral: INSERT (new) or UPDATE guarded by the
-/// expected status and update time.
+/// Inserts every column of a new referral (changes go through
+/// `change_referral_`, guarded by the expected status and update time).
 macro_rules! write_referral {
     (insert, $tx:expr, $ws:expr, $r:expr) => {{
         let r: &Referral = $r;
@@ -85,8 +85,6 @@ macro_rules! insert_deal {
     }};
 }
 
-/// Claims the referral's keys, first dropping claims of the same keys whose
-/// protection has already ended (their referral is not active any more).
 /// Claims the referral's keys, first dropping claims of the same keys
 /// whose protection has already ended (their referral is not active any
 /// more). A key held by an active claim fails the insert on the unique

@@ -13,7 +13,7 @@ use partnerloop_domain::{Currency, Email, FieldError, Money};
 
 use crate::time::{from_text, opt_from_text};
 
-fn bad(e: FieldError) -> StoreError {
+pub(crate) fn bad(e: FieldError) -> StoreError {
     StoreError::Other(format!("stored value does not parse: {e}").into())
 }
 

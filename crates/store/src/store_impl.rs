@@ -338,6 +338,16 @@ impl Store for SqlStore {
     async fn payout_details(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<SealedPayoutDetails>> {
         self.payout_details_(ws, partner).await
     }
+    async fn payout_details_of(&self, ws: &WorkspaceId, partners: &[PartnerId]) -> StoreResult<Vec<SealedPayoutDetails>> {
+        self.payout_details_of_(ws, partners).await
+    }
+    async fn referral_company_names(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[ReferralId],
+    ) -> StoreResult<std::collections::HashMap<ReferralId, String>> {
+        self.referral_company_names_(ws, ids).await
+    }
     async fn put_payout_settings(&self, ws: &WorkspaceId, settings: &SealedPayoutSettings, audit: &AuditEntry) -> StoreResult<()> {
         self.put_payout_settings_(ws, settings, audit).await
     }

@@ -20,9 +20,7 @@ use crate::records::insert_audit;
 use crate::time::{from_text, opt_from_text, opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
-fn bad(e: FieldError) -> StoreError {
-    StoreError::Other(format!("stored tier value does not parse: {e}").into())
-}
+use crate::rows::bad;
 
 #[derive(sqlx::FromRow)]
 struct LadderTierRow {

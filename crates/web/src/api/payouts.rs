@@ -380,11 +380,16 @@ async fn statement(
     let payout_id = q.payout_id.filter(|p| !p.is_empty()).map(PayoutId::from_string);
     let filter = CommissionFilter { partner_id: Some(partner_id.clone()), payout_id: payout_id.clone(), ..Default::default() };
     let result = partnerloop_app::commissions::list(s.store.as_ref(), &ctx, filter, &page).await?;
-    let mut lines = Vec::with_capacity(result.items.len());
-    for c in &result.items {
-        let company_name = s.store.referral(&ctx.workspace_id, &c.referral_id).await.map(|r| r.company_name).unwrap_or_default();
-        lines.push(StatementLine { commission: commission_out(c, ctx.now), company_name });
-    }
+    let referrals: Vec<_> = result.items.iter().map(|c| c.referral_id.clone()).collect();
+    let names = s.store.referral_company_names(&ctx.workspace_id, &referrals).await.map_err(partnerloop_app::AppError::from)?;
+    let lines = result
+        .items
+        .iter()
+        .map(|c| StatementLine {
+            commission: commission_out(c, ctx.now),
+            company_name: names.get(&c.referral_id).cloned().unwrap_or_default(),
+        })
+        .collect();
     Ok(Json(StatementOut {
         partner_id: partner_id.to_string(),
         partner_name: partner.name,
