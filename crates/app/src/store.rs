@@ -224,7 +224,7 @@ pub struct ReferralChange {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::outbox::OutboxStore + Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
     /// The engine's name, for logs and /metrics.

@@ -13,6 +13,7 @@ use partnerloop_store::SqlStore;
 mod config;
 mod demo;
 mod import;
+mod outbox;
 mod payouts;
 
 use config::{Config, SettingsArgs};
@@ -207,8 +208,14 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     log_setup(&config);
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
     let jobs = tokio::spawn(run_scheduler(store.clone()));
+    let default_ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
+    let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?);
+    let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
     let state = partnerloop_web::AppState::new(store.clone(), &secret);
     partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
+    // An item being delivered right now keeps its lease and is retried by
+    // the next start: stopping never loses one.
+    delivering.abort();
     jobs.abort();
     store.close().await;
     tracing::info!("stopped");

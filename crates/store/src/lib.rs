@@ -28,6 +28,8 @@ mod idempotency;
 mod import;
 mod ledger;
 mod ledger_bulk;
+mod notification_settings;
+mod outbox;
 mod payments;
 mod payouts;
 mod records;

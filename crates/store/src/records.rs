@@ -14,15 +14,18 @@ use crate::rows::{AccountRow, ContactRow, DealRow, PartnerContactRow, PartnerRow
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
-/// Writes one audit row inside the transaction `$tx`.
+/// Writes one audit row inside the transaction `$tx` — and, when its
+/// action is an event others hear about, queues it for the outbox fan-out
+/// in the same transaction (the transactional outbox's write side).
 macro_rules! insert_audit {
     ($tx:expr, $ws:expr, $a:expr) => {{
         let a: &AuditEntry = $a;
+        let audit_id = partnerloop_app::ids::audit_id(a.at).into_string();
         sqlx::query(
             "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(partnerloop_app::ids::audit_id(a.at).into_string())
+        .bind(&audit_id)
         .bind($ws.as_str())
         .bind(to_text(a.at))
         .bind(&a.actor)
@@ -34,6 +37,14 @@ macro_rules! insert_audit {
         .execute(&mut *$tx)
         .await
         .map_err(map)?;
+        if partnerloop_app::notify::is_event(&a.action) {
+            sqlx::query("INSERT INTO pending_events (audit_id, workspace_id) VALUES ($1, $2)")
+                .bind(&audit_id)
+                .bind($ws.as_str())
+                .execute(&mut *$tx)
+                .await
+                .map_err(map)?;
+        }
     }};
 }
 pub(crate) use insert_audit;

@@ -31,6 +31,14 @@ fn change(before: &Referral, after: Referral, ctx: &Ctx, action: &str) -> Referr
     }
 }
 
+/// Adds the person's words (a note, a reason, a message) to the audit
+/// row's after-state, where notifications read them.
+fn with_note(c: &mut ReferralChange, note: &str) {
+    if let Some(serde_json::Value::Object(m)) = c.audit.after.as_mut() {
+        m.insert("note".into(), serde_json::Value::String(note.to_owned()));
+    }
+}
+
 fn claim_conflict(e: StoreError) -> AppError {
     match e {
         StoreError::Conflict { constraint } if constraint == "protection_claims_key_uq" => {
@@ -85,6 +93,9 @@ async fn grant(
     after.stage = Some(Stage::New);
     after.deal_id = Some(deal.id.clone());
     let mut c = change(&before, after.clone(), ctx, "referral.approved");
+    if let Some(n) = &note {
+        with_note(&mut c, n);
+    }
     c.claim = true;
     c.deal_insert = Some(deal);
     c.events.push(event(ctx, "approved", note.map_or("approved".to_owned(), |n| format!("approved: {n}"))));
@@ -142,6 +153,7 @@ pub async fn extend(store: &dyn Store, ctx: &Ctx, id: &ReferralId, days: u32, re
     after.updated_at = ctx.now;
     let until = after.protection.map(|p| p.expires_at.strftime("%Y-%m-%d").to_string()).unwrap_or_default();
     let mut c = change(&before, after.clone(), ctx, "referral.extended");
+    with_note(&mut c, &reason);
     c.events.push(event(ctx, "extended", format!("protection extended by {days} days to {until}: {reason}")));
     store.change_referral(&ctx.workspace_id, c).await?;
     Ok(after)
@@ -277,6 +289,7 @@ pub async fn dispute(store: &dyn Store, ctx: &Ctx, id: &ReferralId, message: Str
     after.dispute = Some(DisputeStatus::Open);
     after.updated_at = ctx.now;
     let mut c = change(&before, after.clone(), ctx, "referral.disputed");
+    with_note(&mut c, &message);
     c.events.push(event(ctx, "disputed", format!("disputed: {message}")));
     store.change_referral(&ctx.workspace_id, c).await?;
     Ok(after)
@@ -311,6 +324,7 @@ pub async fn resolve_dispute(
             after.dispute = Some(DisputeStatus::Upheld);
             after.updated_at = ctx.now;
             let mut c = change(&before, after.clone(), ctx, "referral.dispute_resolved");
+            with_note(&mut c, &note);
             c.events.push(event(ctx, "dispute_resolved", format!("dispute resolved, rejection stands: {note}")));
             store.change_referral(&ctx.workspace_id, c).await?;
             Ok(after)

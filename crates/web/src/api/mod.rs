@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod commissions;
 pub mod deals;
 pub mod dto;
+pub mod notifications;
 pub mod partners;
 pub mod payouts;
 pub mod pipeline;
@@ -32,6 +33,7 @@ pub mod tiers;
         (name = "commissions", description = "Commission plans and the commissions ledger"),
         (name = "payouts", description = "Payout batches, their files, and the payer's settings"),
         (name = "tiers", description = "The partner tier ladder, evaluation, and each partner's tier, progress and history"),
+        (name = "notifications", description = "Webhook endpoints, Slack and partner-manager settings, mail preferences, the outbox and its delivery log"),
         (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
     )
 )]
@@ -58,5 +60,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(pipeline::router())
         .merge(commissions::router())
         .merge(payouts::router())
+        .merge(notifications::router())
         .merge(tiers::router())
 }

@@ -1,0 +1,287 @@
+//! The fan-out: each pending event becomes the outbox items it causes —
+//! mail to the partner's contacts (by their preferences) and to partner
+//! managers, a Slack message, one call per subscribed webhook endpoint.
+//!
+//! Rules: an item's idempotency key is `{event}:{channel}:{target}` (plus
+//! the webhook event type), so running the fan-out of one event twice adds
+//! nothing. Events are read as written (the audit row's after-state says
+//! what happened); names and addresses are read as they are now.
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+use partnerloop_domain::partner::Partner;
+use partnerloop_domain::referral::{Referral, ReferralId};
+use partnerloop_domain::rules::redact_for_partner;
+use serde_json::{Value, json};
+
+use super::notice::{MailPayload, Mailbox, Notice};
+use super::{NotifyConfig, slack};
+use crate::error::StoreError;
+use crate::outbox::{Channel, NewOutboxItem, PendingEvent, Topic};
+use crate::store::Store;
+
+/// Event types sent to webhooks (the audit actions that are public), and
+/// the extra types derived from a stage change.
+const PUBLIC_EVENTS: &[&str] = &[
+    "referral.registered",
+    "referral.approved",
+    "referral.rejected",
+    "referral.extended",
+    "referral.stage_changed",
+    "referral.disputed",
+    "referral.dispute_resolved",
+    "referral.expired",
+    "referral.payment_recorded",
+    "referral.replied",
+    "partner.created",
+    "partner.updated",
+    "partner.tier_changed",
+    "commission.reversed",
+    "commission.adjusted",
+    "payout.created",
+    "payout.paid",
+    "payout.cancelled",
+    "deal.created",
+    "account.created",
+];
+
+/// Every event type a webhook endpoint may subscribe to.
+pub fn event_types() -> Vec<&'static str> {
+    let mut all = PUBLIC_EVENTS.to_vec();
+    all.extend(["referral.won", "referral.lost"]);
+    all
+}
+
+/// Whether an audit action is an event anyone may hear about (the store
+/// queues only these for fan-out).
+pub fn is_event(action: &str) -> bool {
+    PUBLIC_EVENTS.contains(&action)
+}
+
+/// Builds the items of one event.
+pub(super) async fn items_for(
+    store: &dyn Store,
+    cfg: &NotifyConfig,
+    ev: &PendingEvent,
+    now: Timestamp,
+) -> Result<Vec<NewOutboxItem>, StoreError> {
+    let a = &ev.entry;
+    let ws = &ev.workspace_id;
+    let after = a.after.clone().unwrap_or(Value::Null);
+    let mut b = Builder { ev, now, items: Vec::new() };
+
+    let mut types = vec![a.action.clone()];
+    if a.action == "referral.stage_changed" {
+        match after["status"].as_str() {
+            Some("won") => types.push("referral.won".into()),
+            Some("lost") => types.push("referral.lost".into()),
+            _ => {}
+        }
+    }
+    let endpoints = store.webhook_endpoints(ws).await?;
+    for t in &types {
+        for e in endpoints.iter().filter(|e| e.wants(t)) {
+            let body = json!({
+                "type": t,
+                "timestamp": a.at.to_string(),
+                "data": {"object": a.entity, "id": a.entity_id, "actor": a.actor, "before": a.before, "after": a.after},
+            });
+            b.push(Channel::Webhook, t, &format!("{}:{t}", e.id), &e.id, body);
+        }
+    }
+
+    if a.entity == "referral" {
+        referral_items(store, cfg, &mut b, &after).await?;
+    } else if a.action == "payout.paid" {
+        payout_items(store, cfg, &mut b).await?;
+    } else if a.action == "partner.tier_changed" {
+        let partner = store.partner(ws, &partnerloop_domain::ids::PartnerId::from_string(&a.entity_id)).await?;
+        let from = a.before.as_ref().and_then(|v| v["tier"].as_str()).map(str::to_owned);
+        let to = after["tier"].as_str().map(str::to_owned);
+        let benefits = match (&to, store.tier_ladder(ws).await?) {
+            (Some(slug), Some(l)) => {
+                l.ladder.tiers().iter().find(|t| &t.slug == slug).map(|t| t.benefits.clone()).filter(|b| !b.is_empty())
+            }
+            _ => None,
+        };
+        let notice = Notice::TierChanged { from, to, benefits };
+        mail_partner(store, cfg, &mut b, &partner, Topic::Earnings, notice, None).await?;
+    }
+    Ok(b.items)
+}
+
+struct Builder<'a> {
+    ev: &'a PendingEvent,
+    now: Timestamp,
+    items: Vec<NewOutboxItem>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, channel: Channel, event: &str, key_part: &str, target: &str, payload: Value) {
+        self.items.push(NewOutboxItem {
+            id: crate::ids::new_id("obx", self.now),
+            workspace_id: self.ev.workspace_id.clone(),
+            channel,
+            idempotency_key: format!("{}:{}:{key_part}", self.ev.audit_id, channel.as_str()),
+            event: event.to_owned(),
+            target: target.to_owned(),
+            payload,
+            created_at: self.now,
+        });
+    }
+}
+
+async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>, after: &Value) -> Result<(), StoreError> {
+    let ws = b.ev.workspace_id.clone();
+    let a = b.ev.entry.clone();
+    let r = store.referral(&ws, &ReferralId::from_string(&a.entity_id)).await?;
+    let partner = store.partner(&ws, &r.partner_id).await?;
+    let company = r.company_name.clone();
+    let outcome = after["outcome"].as_str().unwrap_or_default().to_owned();
+    let protected_until = after["protection_expires_at"].as_str().and_then(|t| t.parse().ok());
+    let reasons = || redact_for_partner(&r.decision.reasons).into_iter().map(|x| x.detail).collect::<Vec<_>>();
+    let review_url = format!("{}/admin/referrals/{}", cfg.base_url, r.id);
+    let partner_notice = match a.action.as_str() {
+        "referral.registered" => {
+            Some(Notice::ReferralReceived { company: company.clone(), outcome: outcome.clone(), reasons: reasons(), protected_until })
+        }
+        "referral.approved" | "referral.rejected" | "referral.dispute_resolved" => {
+            let note = after["note"].as_str().map(str::to_owned);
+            Some(Notice::Decision { company: company.clone(), outcome: outcome.clone(), reasons: reasons(), note, protected_until })
+        }
+        "referral.extended" => r.protection.map(|p| Notice::ProtectionExtended {
+            company: company.clone(),
+            until: p.expires_at,
+            reason: after["note"].as_str().unwrap_or_default().to_owned(),
+        }),
+        "referral.expired" => Some(Notice::ProtectionExpired { company: company.clone() }),
+        "referral.stage_changed" => Some(match after["status"].as_str() {
+            Some("won") => {
+                let accrual = store
+                    .referral_commissions(&ws, &r.id)
+                    .await?
+                    .into_iter()
+                    .rfind(|c| c.kind == partnerloop_domain::commission::CommissionKind::Accrual);
+                Notice::Won {
+                    company: company.clone(),
+                    amount: r.amount.map(|m| super::money_text(&m)),
+                    commission: accrual.as_ref().map(|c| super::money_text(&c.amount)),
+                    payable_from: accrual.map(|c| c.available_at),
+                }
+            }
+            Some("lost") => Notice::Lost { company: company.clone() },
+            _ => {
+                let stage = after["stage"].as_str().unwrap_or("new");
+                let labels = store.stage_labels(&ws).await?;
+                let label = labels.get(stage).cloned().unwrap_or_else(|| {
+                    partnerloop_domain::deal::Stage::parse("stage", stage)
+                        .map(|s| s.default_label().to_owned())
+                        .unwrap_or_else(|_| stage.into())
+                });
+                Notice::StageChanged { company: company.clone(), stage_label: label }
+            }
+        }),
+        _ => None,
+    };
+    if let Some(n) = partner_notice {
+        mail_partner(store, cfg, b, &partner, Topic::ReferralUpdates, n, Some(&r)).await?;
+    }
+
+    // Partner managers hear what needs a person.
+    let settings = store.notification_settings(&ws).await?;
+    let managers = settings.as_ref().map(|s| s.manager_emails.clone()).unwrap_or_default();
+    let manager_notice = match a.action.as_str() {
+        "referral.registered" if outcome == "review" => Some(Notice::ReviewNeeded {
+            company: company.clone(),
+            partner: partner.name.clone(),
+            reasons: r.decision.reasons.iter().map(|x| x.detail.clone()).collect(),
+            review_url: review_url.clone(),
+        }),
+        "referral.disputed" => Some(Notice::Disputed {
+            company: company.clone(),
+            partner: partner.name.clone(),
+            message: after["note"].as_str().unwrap_or_default().to_owned(),
+            review_url: review_url.clone(),
+        }),
+        _ => None,
+    };
+    if let Some(n) = manager_notice {
+        let workspace = store.workspace(&ws).await?.name;
+        for m in &managers {
+            let payload = MailPayload {
+                to: Mailbox { name: None, email: m.clone() },
+                workspace: workspace.clone(),
+                notice: n.clone(),
+                referral_id: None,
+                starts_thread: false,
+                reply_to: None,
+                status_url: None,
+                preferences_url: None,
+            };
+            b.push(Channel::Email, &a.action, m, m, serde_json::to_value(payload).unwrap_or_default());
+        }
+    }
+
+    // Slack: new registrations (and whether they need review), wins.
+    let slack_on = settings.as_ref().is_some_and(|s| s.slack_sealed.is_some()) || cfg.default_slack_workspace.as_ref() == Some(&ws);
+    if slack_on {
+        let message = match (a.action.as_str(), after["status"].as_str()) {
+            ("referral.registered", _) => Some(slack::registration(&r, &partner, &outcome, &review_url)),
+            ("referral.stage_changed", Some("won")) => Some(slack::won(&r, &partner, &review_url)),
+            _ => None,
+        };
+        if let Some(m) = message {
+            b.push(Channel::Slack, &a.action, "slack", "slack", m);
+        }
+    }
+    Ok(())
+}
+
+async fn payout_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>) -> Result<(), StoreError> {
+    let ws = b.ev.workspace_id.clone();
+    let id = partnerloop_domain::commission::PayoutId::from_string(&b.ev.entry.entity_id);
+    let payout = store.payout(&ws, &id).await?;
+    for item in &payout.items {
+        let partner = store.partner(&ws, &item.partner_id).await?;
+        let notice = Notice::PayoutSent {
+            total: super::money_text(&item.amount),
+            commissions: item.commission_count,
+            reference: payout.reference.clone(),
+            statement_url: Some(format!("{}/portal/earnings", cfg.base_url)),
+        };
+        mail_partner(store, cfg, b, &partner, Topic::Earnings, notice, None).await?;
+    }
+    Ok(())
+}
+
+/// One mail per contact of the partner who has not opted out of `topic`.
+async fn mail_partner(
+    store: &dyn Store,
+    cfg: &NotifyConfig,
+    b: &mut Builder<'_>,
+    partner: &Partner,
+    topic: Topic,
+    notice: Notice,
+    referral: Option<&Referral>,
+) -> Result<(), StoreError> {
+    let ws = &b.ev.workspace_id;
+    let opted_out: HashSet<_> =
+        store.preferences(ws, &partner.id).await?.into_iter().filter(|p| p.topic == topic && !p.enabled).map(|p| p.contact_id).collect();
+    let workspace = store.workspace(ws).await?.name;
+    let action = b.ev.entry.action.clone();
+    for c in partner.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
+        let payload = MailPayload {
+            to: Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
+            workspace: workspace.clone(),
+            notice: notice.clone(),
+            referral_id: referral.map(|r| r.id.to_string()),
+            starts_thread: action == "referral.registered",
+            reply_to: referral.map(|r| cfg.reply_address(&r.id)),
+            status_url: referral.map(|r| cfg.status_url(&r.id, b.now)),
+            preferences_url: Some(format!("{}/portal/preferences", cfg.base_url)),
+        };
+        b.push(Channel::Email, &action, c.email.as_str(), c.email.as_str(), serde_json::to_value(payload).unwrap_or_default());
+    }
+    Ok(())
+}

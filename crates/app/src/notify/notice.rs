@@ -1,0 +1,148 @@
+//! What an email says, as data: the outbox stores a [`MailPayload`] and the
+//! mail adapter renders it (HTML and plain text) at delivery. Everything a
+//! partner reads here is already partner-safe: reasons are redacted, other
+//! partners' records never named.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+/// One email to one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailPayload {
+    pub to: Mailbox,
+    /// The workspace's (vendor's) name, shown as the sender's name.
+    pub workspace: String,
+    pub notice: Notice,
+    /// The referral this mail is about: the thread it belongs to.
+    pub referral_id: Option<String>,
+    /// The first mail of a referral's thread starts it (its Message-ID is
+    /// the thread's); later ones refer to it.
+    pub starts_thread: bool,
+    /// `reply+TOKEN@DOMAIN`: replies land on the referral's timeline.
+    pub reply_to: Option<String>,
+    /// The referral's read-only status page (no sign-in).
+    pub status_url: Option<String>,
+    /// Where the recipient can change what they receive.
+    pub preferences_url: Option<String>,
+}
+
+/// The news, per kind of mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// A new registration and its immediate decision.
+    ReferralReceived {
+        company: String,
+        outcome: String,
+        reasons: Vec<String>,
+        protected_until: Option<Timestamp>,
+    },
+    /// A decision taken later by a person (review, dispute).
+    Decision {
+        company: String,
+        outcome: String,
+        reasons: Vec<String>,
+        note: Option<String>,
+        protected_until: Option<Timestamp>,
+    },
+    StageChanged {
+        company: String,
+        stage_label: String,
+    },
+    Won {
+        company: String,
+        amount: Option<String>,
+        commission: Option<String>,
+        payable_from: Option<Timestamp>,
+    },
+    Lost {
+        company: String,
+    },
+    ProtectionExtended {
+        company: String,
+        until: Timestamp,
+        reason: String,
+    },
+    ProtectionExpiring {
+        company: String,
+        until: Timestamp,
+    },
+    ProtectionExpired {
+        company: String,
+    },
+    /// To partner managers: a registration waits for a decision.
+    ReviewNeeded {
+        company: String,
+        partner: String,
+        reasons: Vec<String>,
+        review_url: String,
+    },
+    /// To partner managers: a partner disputes a rejection.
+    Disputed {
+        company: String,
+        partner: String,
+        message: String,
+        review_url: String,
+    },
+    /// To partner managers and the deal owner: a partner replied by mail.
+    PartnerReplied {
+        company: String,
+        partner: String,
+        text: String,
+        referral_url: String,
+    },
+    /// To partner managers and the deal owner: nothing moved for a while.
+    Stalled {
+        company: String,
+        partner: String,
+        stage_label: String,
+        days: i64,
+        referral_url: String,
+    },
+    PayoutSent {
+        total: String,
+        commissions: u64,
+        reference: Option<String>,
+        statement_url: Option<String>,
+    },
+    TierChanged {
+        from: Option<String>,
+        to: Option<String>,
+        benefits: Option<String>,
+    },
+    /// A sign-in link to the partner portal.
+    SignIn {
+        url: String,
+        expires_minutes: i64,
+        welcome: bool,
+    },
+}
+
+impl Notice {
+    /// The event type name of this notice (logs, the outbox `event` column).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notice::ReferralReceived { .. } => "referral_received",
+            Notice::Decision { .. } => "decision",
+            Notice::StageChanged { .. } => "stage_changed",
+            Notice::Won { .. } => "won",
+            Notice::Lost { .. } => "lost",
+            Notice::ProtectionExtended { .. } => "protection_extended",
+            Notice::ProtectionExpiring { .. } => "protection_expiring",
+            Notice::ProtectionExpired { .. } => "protection_expired",
+            Notice::ReviewNeeded { .. } => "review_needed",
+            Notice::Disputed { .. } => "disputed",
+            Notice::PartnerReplied { .. } => "partner_replied",
+            Notice::Stalled { .. } => "stalled",
+            Notice::PayoutSent { .. } => "payout_sent",
+            Notice::TierChanged { .. } => "tier_changed",
+            Notice::SignIn { .. } => "sign_in",
+        }
+    }
+}
