@@ -349,7 +349,13 @@ async fn main() {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = partnerloop_web::router(partnerloop_web::AppState::new(server_store, "bench-secret-key-bench-secret-key"));
         tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections * 2).build().unwrap();
+        let client = {
+            partnerloop_jobs::http::install_crypto_provider();
+            reqwest::Client::builder()
+        }
+        .pool_max_idle_per_host(connections * 2)
+        .build()
+        .unwrap();
         let warm = register(&client, &base, &tokens[0], format!("warmup{max_batch}")).await;
         assert_eq!(warm, 201, "warm-up registration");
         let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -379,7 +385,13 @@ async fn main() {
         rates.push(rate);
         steady_base = base;
     }
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections * 2).build().unwrap();
+    let client = {
+        partnerloop_jobs::http::install_crypto_provider();
+        reqwest::Client::builder()
+    }
+    .pool_max_idle_per_host(connections * 2)
+    .build()
+    .unwrap();
     let base = steady_base;
 
     // The raw one-row-per-commit rate, same machine and settings.

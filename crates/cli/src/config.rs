@@ -77,6 +77,10 @@ pub struct SettingsArgs {
     /// Database connections per process.
     #[arg(long, global = true, env = "PARTNERLOOP_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<String>,
+    /// Seconds an outbox item stays claimed by a dispatcher before another
+    /// may retry it (default 300; a crashed server's items wait this long).
+    #[arg(long, global = true, env = "PARTNERLOOP_OUTBOX_LEASE_SECONDS")]
+    pub outbox_lease_seconds: Option<String>,
     /// Log filter (tracing EnvFilter syntax), default "info".
     #[arg(long, global = true, env = "PARTNERLOOP_LOG")]
     pub log: Option<String>,
@@ -104,6 +108,7 @@ struct FileSettings {
     secret_key: Option<String>,
     sqlite_synchronous: Option<String>,
     db_max_connections: Option<String>,
+    outbox_lease_seconds: Option<String>,
     log: Option<String>,
 }
 
@@ -126,6 +131,7 @@ pub struct Config {
     pub inbound_key: Option<Secret>,
     pub secret_key: Option<Secret>,
     pub store: StoreOptions,
+    pub outbox_lease: std::time::Duration,
     pub log: String,
 }
 
@@ -214,6 +220,15 @@ impl Config {
                 .ok_or_else(|| refuse("DB_MAX_CONNECTIONS", format!("'{s}' is not a number from 1 to 1000")))?,
             None => StoreOptions::default().max_connections,
         };
+        let outbox_lease = match pick!(outbox_lease_seconds) {
+            Some(s) => s
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (5..=86_400).contains(n))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| refuse("OUTBOX_LEASE_SECONDS", format!("'{s}' is not a number of seconds from 5 to 86400")))?,
+            None => std::time::Duration::from_secs(300),
+        };
         Ok(Config {
             database_url,
             bind,
@@ -234,6 +249,7 @@ impl Config {
             inbound_key: pick!(inbound_key).map(|k| min_secret("INBOUND_KEY", k, 16)).transpose()?,
             secret_key: pick!(secret_key).map(|k| min_secret("SECRET_KEY", k, 32)).transpose()?,
             store: StoreOptions { sqlite_synchronous, max_connections, ..StoreOptions::default() },
+            outbox_lease,
             log: pick!(log).unwrap_or_else(|| "info".into()),
         })
     }
@@ -276,6 +292,7 @@ mod tests {
             ("PARTNERLOOP_SECRET_KEY", Box::new(|a| a.secret_key = Some("short".into()))),
             ("PARTNERLOOP_SQLITE_SYNCHRONOUS", Box::new(|a| a.sqlite_synchronous = Some("off".into()))),
             ("PARTNERLOOP_DB_MAX_CONNECTIONS", Box::new(|a| a.db_max_connections = Some("0".into()))),
+            ("PARTNERLOOP_OUTBOX_LEASE_SECONDS", Box::new(|a| a.outbox_lease_seconds = Some("1".into()))),
         ];
         for (var, set) in cases {
             let err = load(|a| set(a)).unwrap_err().to_string();

@@ -95,6 +95,7 @@ enum Role {
 struct ImportRefused;
 
 fn main() -> ExitCode {
+    partnerloop_jobs::http::install_crypto_provider();
     let cli = Cli::parse();
     let config = match Config::load(&cli.settings) {
         Ok(c) => c,

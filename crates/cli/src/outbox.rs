@@ -36,5 +36,5 @@ pub fn dispatcher(config: &Config, store: Arc<dyn Store>, secret: &str, default_
     let sealer = Arc::new(partnerloop_app::sealing::Sealer::from_secret(secret));
     let slack = config.slack_webhook_url.as_ref().map(|u| (default_ws.clone(), u.expose().to_owned()));
     let http = HttpSender::new(store.clone(), sealer, slack);
-    Ok(Dispatcher::new(store, notify_config(config, secret, default_ws), Arc::new(mail), Arc::new(http)))
+    Ok(Dispatcher::new(store, notify_config(config, secret, default_ws), Arc::new(mail), Arc::new(http)).with_lease(config.outbox_lease))
 }

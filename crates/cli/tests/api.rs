@@ -253,13 +253,16 @@ async fn bad_input_is_refused_with_the_field_and_the_reason(engine: Engine) {
 
     let big = "x".repeat(2 * 1024 * 1024);
     // Its own connection: the server answers 413 without reading the rest and closes it.
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/partners", app.base))
-        .bearer_auth(&app.admin)
-        .json(&json!({"name": big}))
-        .send()
-        .await
-        .unwrap();
+    let r = {
+        partnerloop_jobs::http::install_crypto_provider();
+        reqwest::Client::new()
+    }
+    .post(format!("{}/api/v1/partners", app.base))
+    .bearer_auth(&app.admin)
+    .json(&json!({"name": big}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 

@@ -114,7 +114,13 @@ async fn start_server(db: &str, extra: &[&str]) -> (std::process::Child, String)
     let base = format!("http://{bind}");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+        if {
+            partnerloop_jobs::http::install_crypto_provider();
+            reqwest::get(format!("{base}/readyz"))
+        }
+        .await
+        .is_ok_and(|r| r.status() == 200)
+        {
             return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -149,7 +155,10 @@ async fn serve_demo_answers_with_real_data_and_stops_cleanly_on_sigterm() {
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
         line.split_whitespace().find(|w| w.starts_with("pla_")).expect("the demo prints its admin token").to_owned()
     };
-    let client = reqwest::Client::new();
+    let client = {
+        partnerloop_jobs::http::install_crypto_provider();
+        reqwest::Client::new()
+    };
     for (path, at_least) in [
         ("/api/v1/partners", 5),
         ("/api/v1/accounts", 4),
@@ -181,7 +190,10 @@ async fn two_servers_share_one_postgres_database() {
     let ((mut a, base_a), (mut b, base_b)) = tokio::join!(start_server(&db, &[]), start_server(&db, &[]));
     let out = run(partnerloop(&db, &["keys", "create", "--role", "admin"]));
     let token = text(&out.stdout).trim().to_owned();
-    let client = reqwest::Client::new();
+    let client = {
+        partnerloop_jobs::http::install_crypto_provider();
+        reqwest::Client::new()
+    };
     let created: serde_json::Value = client
         .post(format!("{base_a}/api/v1/partners"))
         .bearer_auth(&token)

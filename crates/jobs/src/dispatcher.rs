@@ -51,11 +51,18 @@ pub struct Dispatcher {
     http: Arc<dyn Transport>,
     /// Wakes the loop early (a test, or a write that wants prompt delivery).
     pub wake: Arc<Notify>,
+    lease: jiff::SignedDuration,
 }
 
 impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, notify: NotifyConfig, mail: Arc<dyn Transport>, http: Arc<dyn Transport>) -> Self {
-        Self { store, notify, mail, http, wake: Arc::new(Notify::new()) }
+        Self { store, notify, mail, http, wake: Arc::new(Notify::new()), lease: LEASE }
+    }
+
+    /// How long a claimed item stays hidden from other dispatchers.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = jiff::SignedDuration::try_from(lease).unwrap_or(LEASE);
+        self
     }
 
     fn transport(&self, channel: Channel) -> Option<Arc<dyn Transport>> {
@@ -78,7 +85,8 @@ impl Dispatcher {
                 break;
             }
         }
-        let items = self.store.claim_outbox(now, now + LEASE, BATCH).await.map_err(|e| anyhow::anyhow!("claiming outbox items: {e}"))?;
+        let items =
+            self.store.claim_outbox(now, now + self.lease, BATCH).await.map_err(|e| anyhow::anyhow!("claiming outbox items: {e}"))?;
         let gate = Arc::new(Semaphore::new(CONCURRENCY));
         let mut running = JoinSet::new();
         for item in items {

@@ -37,8 +37,16 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
+/// Makes ring the process's TLS crypto provider (reqwest is built without
+/// one of its own, so that one provider serves sqlx, lettre and reqwest).
+/// Idempotent; call before building any HTTP client.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client for outbound calls: rustls + ring + webpki roots, timeouts.
 pub fn client() -> reqwest::Client {
+    install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -65,6 +65,7 @@ pub async fn fresh_database_url(engine: Engine) -> (String, Option<tempfile::Tem
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> TestApp {
+        partnerloop_jobs::http::install_crypto_provider();
         let (database_url, dir, pg_drop) = fresh_database_url(engine).await;
         let store = Arc::new(SqlStore::connect(&database_url, &StoreOptions::default()).await.expect("open store"));
         store.migrate().await.expect("migrate");

@@ -25,7 +25,7 @@ CREATE TABLE outbox (
     target           TEXT NOT NULL,
     payload          TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
-    attempts         INTEGER NOT NULL,
+    attempts         BIGINT NOT NULL,
     next_attempt_at  TEXT NOT NULL,
     last_error       TEXT,
     created_at       TEXT NOT NULL,
@@ -37,7 +37,7 @@ CREATE INDEX outbox_workspace_idx ON outbox (workspace_id, id);
 
 CREATE TABLE outbox_attempts (
     outbox_id    TEXT NOT NULL REFERENCES outbox (id),
-    attempt      INTEGER NOT NULL,
+    attempt      BIGINT NOT NULL,
     at           TEXT NOT NULL,
     ok           BOOLEAN NOT NULL,
     status_code  INTEGER,
@@ -67,7 +67,7 @@ CREATE TABLE notification_settings (
     workspace_id     TEXT PRIMARY KEY REFERENCES workspaces (id),
     slack_sealed     TEXT,
     manager_emails   TEXT NOT NULL,
-    stalled_days     INTEGER NOT NULL CHECK (stalled_days > 0),
+    stalled_days     BIGINT NOT NULL CHECK (stalled_days > 0),
     updated_at       TEXT NOT NULL
 );
 
