@@ -19,6 +19,7 @@ pub mod partner;
 pub mod payout;
 pub mod plan;
 pub mod referral;
+pub mod reply_token;
 pub mod rules;
 pub mod tier;
 pub mod validation;
