@@ -6,3 +6,4 @@
 //! messages to a [`smtp_in::MailHandler`] the app implements.
 
 pub mod inbound;
+pub mod strip;
