@@ -6,4 +6,5 @@
 //! messages to a [`smtp_in::MailHandler`] the app implements.
 
 pub mod inbound;
+pub mod intake;
 pub mod strip;
