@@ -7,4 +7,5 @@
 
 pub mod inbound;
 pub mod intake;
+pub mod smtp_in;
 pub mod strip;
