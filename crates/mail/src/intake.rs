@@ -56,13 +56,12 @@ fn structured(text: &str) -> Result<Option<IntakeRequest>, IntakeError> {
         match key_line(line) {
             Some((key, value)) => fields.push((key, value.trim().to_owned())),
             // Only notes run on; other keys are one line each.
-            None => match fields.last_mut() {
-                Some(("notes", notes)) => {
+            None => {
+                if let Some(("notes", notes)) = fields.last_mut() {
                     notes.push('\n');
                     notes.push_str(line.trim_end());
                 }
-                _ => {}
-            },
+            }
         }
     }
     let field = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
