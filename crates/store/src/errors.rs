@@ -19,6 +19,7 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
         "commissions.workspace_id, commissions.referral_id, commissions.won_seq, commissions.kind, commissions.payment_id",
     ),
     ("commissions_adjusts_uq", "commissions.adjusts_id"),
+    ("outbox_key_uq", "outbox.idempotency_key"),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {
