@@ -29,18 +29,6 @@ pub fn slack_context(ws: &partnerloop_domain::ids::WorkspaceId) -> String {
     format!("slack-webhook:{ws}")
 }
 
-fn audit(ctx: &Ctx, action: &str, entity: &str, id: &str, after: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        at: ctx.now,
-        actor: ctx.actor.audit_name(),
-        action: action.into(),
-        entity: entity.into(),
-        entity_id: id.into(),
-        before: None,
-        after: Some(after),
-    }
-}
-
 /// What an admin gives for an endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInput {
@@ -90,7 +78,7 @@ pub async fn create_endpoint(
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    let a = audit(ctx, "webhook_endpoint.created", "webhook_endpoint", &e.id, json!({"url": e.url, "events": e.events}));
+    let a = AuditEntry::of(ctx, "webhook_endpoint.created", "webhook_endpoint", &e.id, json!({"url": e.url, "events": e.events}));
     store.insert_webhook_endpoint(&ctx.workspace_id, &e, &a).await?;
     Ok((e, secret))
 }
@@ -116,7 +104,7 @@ pub async fn update_endpoint(
     if let Some(s) = &secret {
         e.secret_sealed = sealer.seal(&secret_context(&ctx.workspace_id, &e.id), s.as_bytes());
     }
-    let a = audit(
+    let a = AuditEntry::of(
         ctx,
         "webhook_endpoint.updated",
         "webhook_endpoint",
@@ -129,7 +117,7 @@ pub async fn update_endpoint(
 
 pub async fn delete_endpoint(store: &dyn Store, ctx: &Ctx, id: &str) -> Result<(), AppError> {
     ctx.require_admin()?;
-    let a = audit(ctx, "webhook_endpoint.deleted", "webhook_endpoint", id, json!({}));
+    let a = AuditEntry::of(ctx, "webhook_endpoint.deleted", "webhook_endpoint", id, json!({}));
     Ok(store.delete_webhook_endpoint(&ctx.workspace_id, id, &a).await?)
 }
 
@@ -196,7 +184,7 @@ pub async fn put_settings(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, input: 
         Some(url) => Some(sealer.seal(&slack_context(&ctx.workspace_id), url.as_bytes())),
     };
     let s = NotificationSettings { slack_sealed, manager_emails: managers, stalled_days: input.stalled_days, updated_at: ctx.now };
-    let a = audit(ctx, "notification_settings.set", "workspace", ctx.workspace_id.as_str(), settings_view(Some(&s)));
+    let a = AuditEntry::of(ctx, "notification_settings.set", "workspace", ctx.workspace_id.as_str(), settings_view(Some(&s)));
     store.put_notification_settings(&ctx.workspace_id, &s, &a).await?;
     Ok(s)
 }
@@ -241,7 +229,7 @@ pub async fn put_preferences(
     }
     let view: Vec<_> =
         changes.iter().map(|c| json!({"contact_id": c.contact_id.as_str(), "topic": c.topic.as_str(), "enabled": c.enabled})).collect();
-    let a = audit(ctx, "notification_preferences.set", "partner", partner.as_str(), json!(view));
+    let a = AuditEntry::of(ctx, "notification_preferences.set", "partner", partner.as_str(), json!(view));
     store.put_preferences(&ctx.workspace_id, &changes, &a).await?;
     preferences(store, ctx, partner).await
 }
@@ -261,7 +249,7 @@ pub async fn outbox_item(store: &dyn Store, ctx: &Ctx, id: &str) -> Result<(Outb
 /// A dead-lettered item is tried again now.
 pub async fn retry(store: &dyn Store, ctx: &Ctx, id: &str) -> Result<OutboxItem, AppError> {
     ctx.require_admin()?;
-    let a = audit(ctx, "outbox.retried", "outbox", id, json!({}));
+    let a = AuditEntry::of(ctx, "outbox.retried", "outbox", id, json!({}));
     store.retry_outbox(&ctx.workspace_id, id, ctx.now, &a).await.map_err(|e| match e {
         crate::StoreError::Stale => AppError::conflict(Some("status"), "only a dead-lettered item can be retried"),
         other => other.into(),

@@ -12,7 +12,6 @@
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use partnerloop_domain::ids::{ContactId, PartnerId, WorkspaceId};
-use serde::{Deserialize, Serialize};
 
 use crate::store::{AuditEntry, Page, Paged, StoreResult};
 
@@ -32,62 +31,15 @@ pub fn backoff(failed_attempts: u32, jitter: u32) -> SignedDuration {
     SignedDuration::from_secs(capped + extra)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Email,
-    Slack,
-    Webhook,
-    Crm,
-}
+partnerloop_domain::text_enum!(
+    /// How a side effect reaches its receiver.
+    Channel { Email = "email", Slack = "slack", Webhook = "webhook", Crm = "crm" }
+);
 
-impl Channel {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Slack => "slack",
-            Channel::Webhook => "webhook",
-            Channel::Crm => "crm",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "email" => Channel::Email,
-            "slack" => Channel::Slack,
-            "webhook" => Channel::Webhook,
-            "crm" => Channel::Crm,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxStatus {
-    Pending,
-    Delivered,
-    Dead,
-}
-
-impl OutboxStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Delivered => "delivered",
-            OutboxStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => OutboxStatus::Pending,
-            "delivered" => OutboxStatus::Delivered,
-            "dead" => OutboxStatus::Dead,
-            _ => return None,
-        })
-    }
-}
+partnerloop_domain::text_enum!(
+    /// Where an outbox item stands.
+    OutboxStatus { Pending = "pending", Delivered = "delivered", Dead = "dead" }
+);
 
 /// A side effect to enqueue.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,34 +145,13 @@ pub struct NotificationSettings {
     pub updated_at: Timestamp,
 }
 
-/// A partner contact's subscription to one topic of mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Topic {
-    /// Received, decision, stage changes, won, protection expiring.
-    ReferralUpdates,
-    /// Commission payable, payout sent, tier changes.
-    Earnings,
-    Digest,
-    Announcements,
-}
-
-impl Topic {
-    pub const ALL: [Topic; 4] = [Topic::ReferralUpdates, Topic::Earnings, Topic::Digest, Topic::Announcements];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Topic::ReferralUpdates => "referral_updates",
-            Topic::Earnings => "earnings",
-            Topic::Digest => "digest",
-            Topic::Announcements => "announcements",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Topic::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
+partnerloop_domain::text_enum!(
+    /// A topic of partner mail a contact can opt out of: referral updates
+    /// (received, decision, stage changes, won, protection), earnings
+    /// (commission payable, payout sent, tier changes), the digest,
+    /// announcements.
+    Topic { ReferralUpdates = "referral_updates", Earnings = "earnings", Digest = "digest", Announcements = "announcements" }
+);
 
 /// One opt-in or opt-out.
 #[derive(Debug, Clone, PartialEq, Eq)]

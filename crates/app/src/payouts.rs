@@ -36,18 +36,6 @@ fn sealed_unreadable(e: impl std::fmt::Display) -> AppError {
     AppError::Store(StoreError::Other(format!("stored payout data cannot be read: {e}").into()))
 }
 
-fn audit(ctx: &Ctx, action: &str, entity: &str, id: &str, after: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        at: ctx.now,
-        actor: ctx.actor.audit_name(),
-        action: action.into(),
-        entity: entity.into(),
-        entity_id: id.into(),
-        before: None,
-        after: Some(after),
-    }
-}
-
 /// Only the partner itself, or an admin.
 fn own_or_admin(ctx: &Ctx, partner: &PartnerId) -> Result<(), AppError> {
     match ctx.partner_scope() {
@@ -76,7 +64,13 @@ pub async fn put_details(
         updated_at: ctx.now,
     };
     // The audit log holds the masked view only.
-    let a = audit(ctx, "partner.payout_details_set", "partner", partner.as_str(), serde_json::from_str(&masked_json).unwrap_or_default());
+    let a = AuditEntry::of(
+        ctx,
+        "partner.payout_details_set",
+        "partner",
+        partner.as_str(),
+        serde_json::from_str(&masked_json).unwrap_or_default(),
+    );
     store.put_payout_details(&ctx.workspace_id, &record, &a).await?;
     Ok(masked)
 }
@@ -163,7 +157,7 @@ pub async fn put_settings(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, s: Payo
         .put_payout_settings(
             &ctx.workspace_id,
             &record,
-            &audit(ctx, "payout_settings.set", "workspace", ctx.workspace_id.as_str(), masked.clone()),
+            &AuditEntry::of(ctx, "payout_settings.set", "workspace", ctx.workspace_id.as_str(), masked.clone()),
         )
         .await?;
     Ok(masked)
@@ -188,7 +182,7 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, currency: Currency) -> Result<
     crate::commissions::release_due(store, Some(&ctx.workspace_id), ctx.now).await?;
     let minimum = store.payout_settings(&ctx.workspace_id).await?.map(|s| s.minimum).unwrap_or(Money::zero(currency));
     let new = NewPayout { id: crate::ids::payout_id(ctx.now), currency, minimum, at: ctx.now, actor: ctx.actor.audit_name() };
-    let a = audit(ctx, "payout.created", "payout", new.id.as_str(), json!({"currency": currency.code()}));
+    let a = AuditEntry::of(ctx, "payout.created", "payout", new.id.as_str(), json!({"currency": currency.code()}));
     Ok(store.create_payout(&ctx.workspace_id, &new, &a).await?)
 }
 
@@ -220,7 +214,7 @@ pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: O
     ctx.require_admin()?;
     let reference =
         partnerloop_domain::validation::optional_text("reference", reference.as_deref(), 200).map_err(|e| AppError::Invalid(vec![e]))?;
-    let a = audit(ctx, "payout.paid", "payout", id.as_str(), json!({"reference": reference}));
+    let a = AuditEntry::of(ctx, "payout.paid", "payout", id.as_str(), json!({"reference": reference}));
     match store.mark_payout_paid(&ctx.workspace_id, id, reference.as_deref(), &a).await {
         Ok(()) => get(store, ctx, id).await,
         Err(StoreError::Stale) => Err(not_a_draft(store, ctx, id).await),
@@ -230,7 +224,7 @@ pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: O
 
 pub async fn cancel(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Result<Payout, AppError> {
     ctx.require_admin()?;
-    let a = audit(ctx, "payout.cancelled", "payout", id.as_str(), json!({}));
+    let a = AuditEntry::of(ctx, "payout.cancelled", "payout", id.as_str(), json!({}));
     match store.cancel_payout(&ctx.workspace_id, id, &a).await {
         Ok(()) => get(store, ctx, id).await,
         Err(StoreError::Stale) => Err(not_a_draft(store, ctx, id).await),

@@ -41,6 +41,21 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
+impl AuditEntry {
+    /// A row by `ctx`'s actor at `ctx.now` that records only the after-state.
+    pub fn of(ctx: &crate::Ctx, action: &str, entity: &str, entity_id: &str, after: serde_json::Value) -> Self {
+        Self {
+            at: ctx.now,
+            actor: ctx.actor.audit_name(),
+            action: action.into(),
+            entity: entity.into(),
+            entity_id: entity_id.into(),
+            before: None,
+            after: Some(after),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
     Admin,

@@ -2,6 +2,9 @@
 
 use crate::validation::FieldError;
 
+/// An enum stored and sent as text: `as_str`, `parse` (whose error lists
+/// the allowed values), `ALL`, `Display`. Exported for the app's own enums.
+#[macro_export]
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -34,7 +37,8 @@ macro_rules! text_enum {
         }
     };
 }
-pub(crate) use text_enum;
+
+pub(crate) use crate::text_enum;
 
 text_enum!(
     /// What kind of business the partner is.

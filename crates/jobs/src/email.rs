@@ -44,11 +44,14 @@ pub fn thread_id(referral_id: &str, domain: &str) -> String {
     format!("<referral.{referral_id}@{domain}>")
 }
 
+/// 32 hex characters naming one outbox item (Message-ID, mail file name).
+fn key_digest(idempotency_key: &str) -> String {
+    Sha256::digest(idempotency_key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// A stable Message-ID for one outbox item.
 pub fn message_id(idempotency_key: &str, domain: &str) -> String {
-    let digest = Sha256::digest(idempotency_key.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}@{domain}>")
+    format!("<{}@{domain}>", key_digest(idempotency_key))
 }
 
 /// Builds the message of an email item. A malformed address is permanent.
@@ -127,7 +130,7 @@ impl Transport for Mailer {
             },
             MailSink::Files(dir) => {
                 let bytes = message.formatted();
-                let name = format!("{}.eml", &message_id(&item.idempotency_key, "x")[1..33]);
+                let name = format!("{}.eml", key_digest(&item.idempotency_key));
                 write_whole(dir.clone(), name, bytes)
                     .await
                     .map_err(|e| Failure::transient(format!("mail file in {}: {e}", dir.display())))?;

@@ -169,8 +169,7 @@ impl SqlStore {
         .map_err(map)?);
         rows.into_iter()
             .map(|(contact, topic, enabled)| {
-                let topic =
-                    Topic::parse(&topic).ok_or_else(|| StoreError::Other(format!("stored topic does not parse: {topic}").into()))?;
+                let topic = Topic::parse("notification_preferences.topic", &topic).map_err(crate::rows::bad)?;
                 Ok(Preference { contact_id: ContactId::from_string(contact), topic, enabled })
             })
             .collect()

@@ -18,9 +18,7 @@ use partnerloop_domain::ids::WorkspaceId;
 
 use crate::errors::map;
 use crate::records::insert_audit;
-fn bad(what: &str, value: &str) -> StoreError {
-    StoreError::Other(format!("stored {what} does not parse: {value}").into())
-}
+use crate::rows::bad;
 use crate::time::{from_text, opt_from_text, to_text};
 use crate::{Db, SqlStore, on_read, on_write};
 
@@ -33,12 +31,12 @@ fn item(r: ItemRow) -> StoreResult<OutboxItem> {
     Ok(OutboxItem {
         id,
         workspace_id: WorkspaceId::from_string(ws),
-        channel: Channel::parse(&channel).ok_or_else(|| bad("outbox.channel", &channel))?,
+        channel: Channel::parse("outbox.channel", &channel).map_err(bad)?,
         idempotency_key: key,
         event,
         target,
         payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(Box::new(e)))?,
-        status: OutboxStatus::parse(&status).ok_or_else(|| bad("outbox.status", &status))?,
+        status: OutboxStatus::parse("outbox.status", &status).map_err(bad)?,
         attempts: u32::try_from(attempts).unwrap_or(0),
         next_attempt_at: from_text(&next)?,
         last_error,

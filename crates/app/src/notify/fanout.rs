@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use super::notice::{MailPayload, Mailbox, Notice};
 use super::{NotifyConfig, slack};
 use crate::error::StoreError;
-use crate::outbox::{Channel, NewOutboxItem, PendingEvent, Topic};
+use crate::outbox::{Channel, NewOutboxItem, NotificationSettings, PendingEvent, Topic, WebhookEndpoint};
 use crate::store::Store;
+use partnerloop_domain::ids::WorkspaceId;
 
 /// Event types sent to webhooks (the audit actions that are public), and
 /// the extra types derived from a stage change.
@@ -59,17 +60,35 @@ pub fn is_event(action: &str) -> bool {
     PUBLIC_EVENTS.contains(&action)
 }
 
+/// What the fan-out reads once per workspace and batch, not per event.
+pub(super) struct WorkspaceView {
+    pub name: String,
+    pub endpoints: Vec<WebhookEndpoint>,
+    pub settings: Option<NotificationSettings>,
+}
+
+impl WorkspaceView {
+    pub(super) async fn read(store: &dyn Store, ws: &WorkspaceId) -> Result<Self, StoreError> {
+        Ok(Self {
+            name: store.workspace(ws).await?.name,
+            endpoints: store.webhook_endpoints(ws).await?,
+            settings: store.notification_settings(ws).await?,
+        })
+    }
+}
+
 /// Builds the items of one event.
 pub(super) async fn items_for(
     store: &dyn Store,
     cfg: &NotifyConfig,
+    view: &WorkspaceView,
     ev: &PendingEvent,
     now: Timestamp,
 ) -> Result<Vec<NewOutboxItem>, StoreError> {
     let a = &ev.entry;
     let ws = &ev.workspace_id;
     let after = a.after.clone().unwrap_or(Value::Null);
-    let mut b = Builder { ev, now, items: Vec::new() };
+    let mut b = Builder { ev, view, now, items: Vec::new() };
 
     let mut types = vec![a.action.clone()];
     if a.action == "referral.stage_changed" {
@@ -79,9 +98,8 @@ pub(super) async fn items_for(
             _ => {}
         }
     }
-    let endpoints = store.webhook_endpoints(ws).await?;
     for t in &types {
-        for e in endpoints.iter().filter(|e| e.wants(t)) {
+        for e in view.endpoints.iter().filter(|e| e.wants(t)) {
             let body = json!({
                 "type": t,
                 "timestamp": a.at.to_string(),
@@ -113,6 +131,7 @@ pub(super) async fn items_for(
 
 struct Builder<'a> {
     ev: &'a PendingEvent,
+    view: &'a WorkspaceView,
     now: Timestamp,
     items: Vec<NewOutboxItem>,
 }
@@ -165,8 +184,8 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
                     .rfind(|c| c.kind == partnerloop_domain::commission::CommissionKind::Accrual);
                 Notice::Won {
                     company: company.clone(),
-                    amount: r.amount.map(|m| super::money_text(&m)),
-                    commission: accrual.as_ref().map(|c| super::money_text(&c.amount)),
+                    amount: r.amount.map(|m| m.to_string()),
+                    commission: accrual.as_ref().map(|c| c.amount.to_string()),
                     payable_from: accrual.map(|c| c.available_at),
                 }
             }
@@ -189,8 +208,8 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
     }
 
     // Partner managers hear what needs a person.
-    let settings = store.notification_settings(&ws).await?;
-    let managers = settings.as_ref().map(|s| s.manager_emails.clone()).unwrap_or_default();
+    let settings = b.view.settings.as_ref();
+    let managers = settings.map(|s| s.manager_emails.clone()).unwrap_or_default();
     let manager_notice = match a.action.as_str() {
         "referral.registered" if outcome == "review" => Some(Notice::ReviewNeeded {
             company: company.clone(),
@@ -207,11 +226,10 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
         _ => None,
     };
     if let Some(n) = manager_notice {
-        let workspace = store.workspace(&ws).await?.name;
         for m in &managers {
             let payload = MailPayload {
                 to: Mailbox { name: None, email: m.clone() },
-                workspace: workspace.clone(),
+                workspace: b.view.name.clone(),
                 notice: n.clone(),
                 referral_id: None,
                 starts_thread: false,
@@ -224,7 +242,7 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
     }
 
     // Slack: new registrations (and whether they need review), wins.
-    let slack_on = settings.as_ref().is_some_and(|s| s.slack_sealed.is_some()) || cfg.default_slack_workspace.as_ref() == Some(&ws);
+    let slack_on = settings.is_some_and(|s| s.slack_sealed.is_some()) || cfg.default_slack_workspace.as_ref() == Some(&ws);
     if slack_on {
         let message = match (a.action.as_str(), after["status"].as_str()) {
             ("referral.registered", _) => Some(slack::registration(&r, &partner, &outcome, &review_url)),
@@ -245,7 +263,7 @@ async fn payout_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>
     for item in &payout.items {
         let partner = store.partner(&ws, &item.partner_id).await?;
         let notice = Notice::PayoutSent {
-            total: super::money_text(&item.amount),
+            total: item.amount.to_string(),
             commissions: item.commission_count,
             reference: payout.reference.clone(),
             statement_url: Some(format!("{}/portal/earnings", cfg.base_url)),
@@ -268,7 +286,7 @@ async fn mail_partner(
     let ws = &b.ev.workspace_id;
     let opted_out: HashSet<_> =
         store.preferences(ws, &partner.id).await?.into_iter().filter(|p| p.topic == topic && !p.enabled).map(|p| p.contact_id).collect();
-    let workspace = store.workspace(ws).await?.name;
+    let workspace = b.view.name.clone();
     let action = b.ev.entry.action.clone();
     for c in partner.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
         let payload = MailPayload {

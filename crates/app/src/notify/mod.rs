@@ -12,7 +12,6 @@ pub mod notice;
 pub mod slack;
 
 use jiff::{SignedDuration, Timestamp};
-use partnerloop_domain::Money;
 use partnerloop_domain::ids::WorkspaceId;
 use partnerloop_domain::referral::ReferralId;
 
@@ -60,11 +59,6 @@ impl NotifyConfig {
     }
 }
 
-/// Money as people read it in a mail: `1500.00 USD`.
-pub fn money_text(m: &Money) -> String {
-    format!("{} {}", m.amount_string(), m.currency().code())
-}
-
 /// Fans out up to `limit` pending events. Returns how many events were
 /// handled. An event whose subject is gone is dropped with a log line.
 pub async fn fan_out_pending(store: &dyn Store, cfg: &NotifyConfig, now: Timestamp, limit: u32) -> Result<u64, AppError> {
@@ -74,8 +68,13 @@ pub async fn fan_out_pending(store: &dyn Store, cfg: &NotifyConfig, now: Timesta
     }
     let mut items = Vec::new();
     let mut done = Vec::with_capacity(events.len());
+    let mut views: std::collections::HashMap<WorkspaceId, fanout::WorkspaceView> = std::collections::HashMap::new();
     for ev in &events {
-        match fanout::items_for(store, cfg, ev, now).await {
+        if !views.contains_key(&ev.workspace_id) {
+            views.insert(ev.workspace_id.clone(), fanout::WorkspaceView::read(store, &ev.workspace_id).await?);
+        }
+        let view = &views[&ev.workspace_id];
+        match fanout::items_for(store, cfg, view, ev, now).await {
             Ok(mut v) => items.append(&mut v),
             Err(crate::StoreError::NotFound) => {
                 tracing::warn!(event = %ev.entry.action, id = %ev.entry.entity_id, "event dropped: its record is gone");

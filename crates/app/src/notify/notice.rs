@@ -123,26 +123,3 @@ pub enum Notice {
         welcome: bool,
     },
 }
-
-impl Notice {
-    /// The event type name of this notice (logs, the outbox `event` column).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Notice::ReferralReceived { .. } => "referral_received",
-            Notice::Decision { .. } => "decision",
-            Notice::StageChanged { .. } => "stage_changed",
-            Notice::Won { .. } => "won",
-            Notice::Lost { .. } => "lost",
-            Notice::ProtectionExtended { .. } => "protection_extended",
-            Notice::ProtectionExpiring { .. } => "protection_expiring",
-            Notice::ProtectionExpired { .. } => "protection_expired",
-            Notice::ReviewNeeded { .. } => "review_needed",
-            Notice::Disputed { .. } => "disputed",
-            Notice::PartnerReplied { .. } => "partner_replied",
-            Notice::Stalled { .. } => "stalled",
-            Notice::PayoutSent { .. } => "payout_sent",
-            Notice::TierChanged { .. } => "tier_changed",
-            Notice::SignIn { .. } => "sign_in",
-        }
-    }
-}

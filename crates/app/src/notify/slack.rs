@@ -41,7 +41,7 @@ pub fn registration(r: &Referral, partner: &Partner, outcome: &str, link: &str) 
 
 /// A referral closed won.
 pub fn won(r: &Referral, partner: &Partner, link: &str) -> Value {
-    let amount = r.amount.map(|m| format!(" for {}", super::money_text(&m))).unwrap_or_default();
+    let amount = r.amount.map(|m| format!(" for {m}")).unwrap_or_default();
     let head = format!(":trophy: *Won*: {} closed{amount}, referred by {}", escape(&r.company_name), escape(&partner.name));
     message(head.replace('*', ""), head, link, "Open")
 }

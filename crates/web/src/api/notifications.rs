@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use partnerloop_app::notifications::{self, EndpointInput, SettingsInput};
 use partnerloop_app::outbox::{Attempt, Channel, OutboxFilter, OutboxItem, OutboxStatus, Preference, Topic, WebhookEndpoint};
-use partnerloop_domain::FieldError;
 use partnerloop_domain::ids::{ContactId, PartnerId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -214,20 +213,13 @@ pub struct OutboxParams {
 impl OutboxParams {
     fn parse(self, target: Option<String>) -> Result<(OutboxFilter, partnerloop_app::store::Page), ApiError> {
         let mut errors = Vec::new();
-        let channel = self.channel.as_deref().filter(|c| !c.is_empty()).and_then(|c| {
-            let parsed = Channel::parse(c);
-            if parsed.is_none() {
-                errors.push(FieldError::new("channel", "must be one of: email, slack, webhook, crm"));
-            }
-            parsed
-        });
-        let status = self.status.as_deref().filter(|c| !c.is_empty()).and_then(|c| {
-            let parsed = OutboxStatus::parse(c);
-            if parsed.is_none() {
-                errors.push(FieldError::new("status", "must be one of: pending, delivered, dead"));
-            }
-            parsed
-        });
+        let channel =
+            self.channel.as_deref().filter(|c| !c.is_empty()).and_then(|c| Channel::parse("channel", c).map_err(|e| errors.push(e)).ok());
+        let status = self
+            .status
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .and_then(|c| OutboxStatus::parse("status", c).map_err(|e| errors.push(e)).ok());
         let page = ListParams { limit: self.limit, cursor: self.cursor }.page();
         if let Err(e) = &page {
             errors.push(e.clone());
@@ -346,12 +338,9 @@ async fn put_preferences(
     let mut changes = Vec::new();
     for (i, c) in b.contacts.into_iter().enumerate() {
         for (topic, enabled) in c.topics {
-            match Topic::parse(&topic) {
-                Some(t) => changes.push(Preference { contact_id: ContactId::from_string(c.contact_id.clone()), topic: t, enabled }),
-                None => errors.push(FieldError::new(
-                    format!("contacts[{i}].topics.{topic}"),
-                    "unknown topic; known: referral_updates, earnings, digest, announcements",
-                )),
+            match Topic::parse(&format!("contacts[{i}].topics.{topic}"), &topic) {
+                Ok(t) => changes.push(Preference { contact_id: ContactId::from_string(c.contact_id.clone()), topic: t, enabled }),
+                Err(e) => errors.push(e),
             }
         }
     }
