@@ -13,6 +13,7 @@ pub mod deals;
 pub mod error;
 pub mod ids;
 pub mod import;
+pub mod inbound;
 pub mod ledger;
 pub mod matching;
 pub mod notifications;

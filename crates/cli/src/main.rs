@@ -212,11 +212,36 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let default_ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
     let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?);
     let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
-    let state = partnerloop_web::AppState::new(store.clone(), &secret);
+    let mut state = partnerloop_web::AppState::new(store.clone(), &secret);
+    let intake = Arc::new(partnerloop_web::inbound::Intake::new(
+        store.clone(),
+        state.matcher.clone(),
+        outbox::notify_config(&config, &secret, &default_ws),
+    ));
+    if let Some(key) = &config.inbound_key {
+        state = state.with_inbound(key.expose(), intake.clone());
+    }
+    let receiving = match config.inbound_smtp_bind {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("PARTNERLOOP_INBOUND_SMTP_BIND: cannot listen on {addr}"))?;
+            let receiver = partnerloop_mail::smtp_in::ReceiverConfig {
+                hostname: config.inbound_domain.clone(),
+                max_message_bytes: partnerloop_web::inbound::MAX_MESSAGE_BYTES,
+                ..Default::default()
+            };
+            Some(tokio::spawn(partnerloop_mail::smtp_in::serve(listener, receiver, intake, std::future::pending::<()>())))
+        }
+        None => None,
+    };
     partnerloop_web::serve(listener, partnerloop_web::router(state), shutdown_signal()).await.context("the server failed")?;
     // An item being delivered right now keeps its lease and is retried by
     // the next start: stopping never loses one.
     delivering.abort();
+    if let Some(r) = receiving {
+        r.abort();
+    }
     jobs.abort();
     store.close().await;
     tracing::info!("stopped");

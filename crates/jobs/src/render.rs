@@ -223,6 +223,14 @@ pub fn content(n: &Notice) -> Content {
             }
             m
         }
+        Notice::RegistrationRefused { reason } => c(
+            "We could not register your referral".to_owned(),
+            "We could not register your referral".to_owned(),
+            vec![
+                reason.clone(),
+                "Send it again with the prospect in To or CC, or with lines like “Company: Globex”, “Contact: Hank Scorpio”, “Email: hank@globex.example”, “Notes: …”.".to_owned(),
+            ],
+        ),
         Notice::SignIn { url, expires_minutes, welcome } => {
             let (subject, heading) = if *welcome {
                 ("Welcome to the partner program".to_owned(), "Welcome aboard".to_owned())

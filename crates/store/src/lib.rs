@@ -26,6 +26,7 @@ mod errors;
 mod group_commit;
 mod idempotency;
 mod import;
+mod inbound;
 mod ledger;
 mod ledger_bulk;
 mod notification_settings;

@@ -24,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod extract;
 pub mod idempotency;
+pub mod inbound;
 pub mod observe;
 pub mod problem;
 
@@ -42,6 +43,10 @@ pub struct AppState {
     pub matcher: Arc<partnerloop_app::matching::NameMatcher>,
     /// Seals payout details and the payer's bank data at rest.
     pub sealer: Arc<partnerloop_app::sealing::Sealer>,
+    /// Inbound mail, when `PARTNERLOOP_INBOUND_KEY` turns `POST /inbound/email` on.
+    pub intake: Option<Arc<inbound::Intake>>,
+    /// SHA-256 of the inbound key.
+    pub inbound_key_hash: Option<Vec<u8>>,
 }
 
 impl AppState {
@@ -53,7 +58,17 @@ impl AppState {
             auth_cache: Arc::default(),
             matcher: Arc::default(),
             sealer: Arc::new(partnerloop_app::sealing::Sealer::from_secret(secret_key)),
+            intake: None,
+            inbound_key_hash: None,
         }
+    }
+
+    /// Turns `POST /inbound/email?key=` on.
+    pub fn with_inbound(mut self, key: &str, intake: Arc<inbound::Intake>) -> Self {
+        use sha2::Digest;
+        self.inbound_key_hash = Some(sha2::Sha256::digest(key.as_bytes()).to_vec());
+        self.intake = Some(intake);
+        self
     }
 }
 
@@ -71,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(observe::prometheus))
+        .route("/inbound/email", axum::routing::post(inbound::receive).layer(DefaultBodyLimit::max(inbound::MAX_MESSAGE_BYTES)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

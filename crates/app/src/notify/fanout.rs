@@ -217,6 +217,12 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
             reasons: r.decision.reasons.iter().map(|x| x.detail.clone()).collect(),
             review_url: review_url.clone(),
         }),
+        "referral.replied" => Some(Notice::PartnerReplied {
+            company: company.clone(),
+            partner: partner.name.clone(),
+            text: after["note"].as_str().unwrap_or_default().to_owned(),
+            referral_url: review_url.clone(),
+        }),
         "referral.disputed" => Some(Notice::Disputed {
             company: company.clone(),
             partner: partner.name.clone(),
@@ -226,6 +232,15 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
         _ => None,
     };
     if let Some(n) = manager_notice {
+        // A reply also reaches the deal's owner, when the deal names one.
+        let mut managers = managers;
+        if a.action == "referral.replied"
+            && let Some(deal) = &r.deal_id
+            && let Some(owner) = store.deal(&ws, deal).await?.owner_email
+            && !managers.iter().any(|m| m.eq_ignore_ascii_case(owner.as_str()))
+        {
+            managers.push(owner.as_str().to_owned());
+        }
         for m in &managers {
             let payload = MailPayload {
                 to: Mailbox { name: None, email: m.clone() },

@@ -116,6 +116,10 @@ pub enum Notice {
         to: Option<String>,
         benefits: Option<String>,
     },
+    /// To a partner contact: a registration mail could not be read.
+    RegistrationRefused {
+        reason: String,
+    },
     /// A sign-in link to the partner portal.
     SignIn {
         url: String,

@@ -279,6 +279,25 @@ async fn stale_retry_allowed(store: &dyn Store, ctx: &Ctx, id: &ReferralId, stag
     Ok(now.stage == Some(stage) && amount.is_none_or(|a| Some(a) == now.amount))
 }
 
+/// A reply by mail from the partner (or a note by anyone who may see the
+/// referral): it joins the timeline and notifies partner managers and the
+/// deal owner. Replies never change the referral's state.
+pub async fn reply(store: &dyn Store, ctx: &Ctx, id: &ReferralId, text: String) -> Result<Referral, AppError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppError::invalid("text", "must not be empty"));
+    }
+    let text: String = text.chars().take(10_000).collect();
+    let before = get(store, ctx, id).await?;
+    let mut after = before.clone();
+    after.updated_at = ctx.now;
+    let mut c = change(&before, after.clone(), ctx, "referral.replied");
+    with_note(&mut c, &text);
+    c.events.push(event(ctx, "replied", text));
+    store.change_referral(&ctx.workspace_id, c).await?;
+    Ok(after)
+}
+
 /// A partner (or an admin for it) disputes a rejection.
 pub async fn dispute(store: &dyn Store, ctx: &Ctx, id: &ReferralId, message: String) -> Result<Referral, AppError> {
     let before = get(store, ctx, id).await?;

@@ -10,7 +10,7 @@
 mod lifecycle;
 mod register;
 
-pub use lifecycle::{DisputeResolution, approve, change_stage, dispute, expire_lapsed, extend, reject, resolve_dispute};
+pub use lifecycle::{DisputeResolution, approve, change_stage, dispute, expire_lapsed, extend, reject, reply, resolve_dispute};
 pub use register::{ReferralForCreate, check_conflicts, company_domain, decision_summary, protection, register};
 
 use partnerloop_domain::company::CompanyDomain;

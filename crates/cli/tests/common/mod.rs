@@ -65,6 +65,11 @@ pub async fn fresh_database_url(engine: Engine) -> (String, Option<tempfile::Tem
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> TestApp {
+        Self::spawn_with(engine, |s| s).await
+    }
+
+    /// A server whose state `configure` may change first (inbound mail, …).
+    pub async fn spawn_with(engine: Engine, configure: impl FnOnce(partnerloop_web::AppState) -> partnerloop_web::AppState) -> TestApp {
         partnerloop_jobs::http::install_crypto_provider();
         let (database_url, dir, pg_drop) = fresh_database_url(engine).await;
         let store = Arc::new(SqlStore::connect(&database_url, &StoreOptions::default()).await.expect("open store"));
@@ -74,7 +79,7 @@ impl TestApp {
         let secret = partnerloop_app::Store::instance_setting_or_init(store.as_ref(), "secret_key", partnerloop_app::auth::random_secret())
             .await
             .unwrap();
-        let router = partnerloop_web::router(partnerloop_web::AppState::new(store.clone(), &secret));
+        let router = partnerloop_web::router(configure(partnerloop_web::AppState::new(store.clone(), &secret)));
         tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
         let mut app = TestApp {
             base: format!("http://{addr}"),
