@@ -27,6 +27,7 @@ pub mod plans;
 pub mod referrals;
 pub mod rules;
 pub mod sealing;
+pub mod signin;
 pub mod store;
 pub mod tiers;
 pub mod workspaces;

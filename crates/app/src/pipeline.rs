@@ -59,3 +59,38 @@ pub async fn set_labels(store: &dyn Store, ctx: &Ctx, changes: BTreeMap<String, 
 pub fn label_of(labels: &[(Stage, String)], stage: Stage) -> String {
     labels.iter().find(|(s, _)| *s == stage).map(|(_, l)| l.clone()).unwrap_or_else(|| stage.default_label().to_owned())
 }
+
+/// Where a referral stands, in a partner's words: the stage label while the
+/// deal is open, else the outcome.
+pub fn partner_status(r: &partnerloop_domain::referral::Referral, labels: &BTreeMap<String, String>) -> String {
+    use partnerloop_domain::referral::ReferralStatus as S;
+    match (r.status, r.stage) {
+        (S::Approved, Some(stage)) => labels.get(stage.as_str()).cloned().unwrap_or_else(|| stage.default_label().to_owned()),
+        (S::Approved, None) => "Approved".into(),
+        (S::PendingReview, _) => "Under review".into(),
+        (S::Rejected, _) => "Not accepted".into(),
+        (S::Won, _) => "Won".into(),
+        (S::Lost, _) => "Closed, not won".into(),
+        (S::Expired, _) => "Protection ended".into(),
+        (S::Withdrawn, _) => "Withdrawn".into(),
+    }
+}
+
+/// A timeline entry as a partner may read it (by its kind only: summaries
+/// can name rules and the vendor's notes); `None` for internal entries.
+pub fn partner_event(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "submitted" => "Registered",
+        "decided" => "Checked against the rules of engagement",
+        "approved" => "Approved",
+        "rejected" => "Not accepted",
+        "extended" => "Protection extended",
+        "stage_changed" => "The deal moved on",
+        "won" => "Won",
+        "lost" => "Closed, not won",
+        "disputed" => "You disputed the decision",
+        "dispute_resolved" => "The dispute was resolved",
+        "replied" => "You sent a note",
+        _ => return None,
+    })
+}

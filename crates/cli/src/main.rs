@@ -212,7 +212,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let default_ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
     let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?);
     let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
-    let mut state = partnerloop_web::AppState::new(store.clone(), &secret);
+    let mut state = partnerloop_web::AppState::new(store.clone(), &secret).with_links(outbox::notify_config(&config, &secret, &default_ws));
     let intake = Arc::new(partnerloop_web::inbound::Intake::new(
         store.clone(),
         state.matcher.clone(),

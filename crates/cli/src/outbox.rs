@@ -12,18 +12,11 @@ use partnerloop_jobs::http::HttpSender;
 
 use crate::config::Config;
 
-/// The key that signs links and reply addresses, derived from the secret
-/// key so that it differs from the sealing key.
-pub fn link_key(secret: &str) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(format!("partnerloop links v1\0{secret}").as_bytes()).to_vec()
-}
-
 pub fn notify_config(config: &Config, secret: &str, default_ws: &WorkspaceId) -> NotifyConfig {
     NotifyConfig {
         base_url: config.base_url.trim_end_matches('/').to_owned(),
         inbound_domain: config.inbound_domain.clone(),
-        link_key: link_key(secret),
+        link_key: partnerloop_app::notify::link_key(secret),
         default_slack_workspace: config.slack_webhook_url.as_ref().map(|_| default_ws.clone()),
     }
 }

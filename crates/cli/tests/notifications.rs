@@ -95,7 +95,14 @@ impl Harness {
         // The setup's own events (the partner's creation) are delivered
         // before a test subscribes to anything.
         dispatcher.drain(Timestamp::now()).await.expect("drain");
-        Harness { app, dispatcher, mail_dir, partner: p.0, partner_token: p.1 }
+        let h = Harness { app, dispatcher, mail_dir, partner: p.0, partner_token: p.1 };
+        let setup = h.mails();
+        assert_eq!(setup.len(), 1, "the new partner's welcome mail");
+        assert!(header(&setup[0], "Subject") == Some("Welcome to the partner program") && text_part(&setup[0]).contains("/portal/login/"));
+        for f in std::fs::read_dir(h.mail_dir.path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        h
     }
 
     async fn register(&self, company: &str) -> Value {

@@ -38,6 +38,7 @@ mod referral_rows;
 mod referral_writes;
 mod rows;
 mod settings_cache;
+mod sign_in;
 mod store_impl;
 mod tiers;
 mod time;

@@ -26,6 +26,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod inbound;
 pub mod observe;
+pub mod portal;
 pub mod problem;
 
 use problem::{ApiError, problem};
@@ -47,6 +48,9 @@ pub struct AppState {
     pub intake: Option<Arc<inbound::Intake>>,
     /// SHA-256 of the inbound key.
     pub inbound_key_hash: Option<Vec<u8>>,
+    /// Public URL and link-signing key, for sign-in and status links.
+    pub links: Arc<partnerloop_app::notify::NotifyConfig>,
+    pub login_limits: Arc<portal::LoginLimits>,
 }
 
 impl AppState {
@@ -60,7 +64,20 @@ impl AppState {
             sealer: Arc::new(partnerloop_app::sealing::Sealer::from_secret(secret_key)),
             intake: None,
             inbound_key_hash: None,
+            links: Arc::new(partnerloop_app::notify::NotifyConfig {
+                base_url: String::new(),
+                inbound_domain: "localhost".into(),
+                link_key: partnerloop_app::notify::link_key(secret_key),
+                default_slack_workspace: None,
+            }),
+            login_limits: Arc::default(),
         }
+    }
+
+    /// The public URL and inbound domain that links and addresses use.
+    pub fn with_links(mut self, links: partnerloop_app::notify::NotifyConfig) -> Self {
+        self.links = Arc::new(links);
+        self
     }
 
     /// Turns `POST /inbound/email?key=` on.
@@ -86,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(observe::prometheus))
+        .route("/portal", get(portal::home))
+        .route("/portal/login", axum::routing::post(portal::request_link))
+        .route("/portal/login/{token}", get(portal::sign_in_page).post(portal::sign_in))
+        .route("/status/{token}", get(portal::status))
         .route("/inbound/email", axum::routing::post(inbound::receive).layer(DefaultBodyLimit::max(inbound::MAX_MESSAGE_BYTES)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -120,5 +141,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await
 }

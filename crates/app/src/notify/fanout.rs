@@ -111,6 +111,9 @@ pub(super) async fn items_for(
 
     if a.entity == "referral" {
         referral_items(store, cfg, &mut b, &after).await?;
+    } else if a.action == "partner.created" {
+        let partner = store.partner(ws, &partnerloop_domain::ids::PartnerId::from_string(&a.entity_id)).await?;
+        b.items.extend(crate::signin::welcome_items(store, cfg, ws, &view.name, &partner, now).await?);
     } else if a.action == "payout.paid" {
         payout_items(store, cfg, &mut b).await?;
     } else if a.action == "partner.tier_changed" {
@@ -303,6 +306,10 @@ async fn mail_partner(
         store.preferences(ws, &partner.id).await?.into_iter().filter(|p| p.topic == topic && !p.enabled).map(|p| p.contact_id).collect();
     let workspace = b.view.name.clone();
     let action = b.ev.entry.action.clone();
+    let status_url = match referral {
+        Some(r) => Some(cfg.status_url(&r.id, store.status_link_version(&r.id).await?, b.now)),
+        None => None,
+    };
     for c in partner.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
         let payload = MailPayload {
             to: Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
@@ -311,7 +318,7 @@ async fn mail_partner(
             referral_id: referral.map(|r| r.id.to_string()),
             starts_thread: action == "referral.registered",
             reply_to: referral.map(|r| cfg.reply_address(&r.id)),
-            status_url: referral.map(|r| cfg.status_url(&r.id, b.now)),
+            status_url: status_url.clone(),
             preferences_url: Some(format!("{}/portal/preferences", cfg.base_url)),
         };
         b.push(Channel::Email, &action, c.email.as_str(), c.email.as_str(), serde_json::to_value(payload).unwrap_or_default());

@@ -23,6 +23,13 @@ pub use fanout::{event_types, is_event};
 /// How long a referral's read-only status link works.
 pub const STATUS_LINK_DAYS: i64 = 30;
 
+/// The key that signs links and reply addresses, derived from the
+/// instance's secret key so that it differs from the sealing key.
+pub fn link_key(secret: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("partnerloop links v1\0{secret}").as_bytes()).to_vec()
+}
+
 /// What the fan-out needs to know about this installation.
 #[derive(Clone)]
 pub struct NotifyConfig {
@@ -51,10 +58,11 @@ impl NotifyConfig {
         partnerloop_domain::reply_token::reply_address(&self.link_key, referral, &self.inbound_domain)
     }
 
-    /// The referral's read-only status page, valid for [`STATUS_LINK_DAYS`] from `now`.
-    pub fn status_url(&self, referral: &ReferralId, now: Timestamp) -> String {
+    /// The referral's read-only status page, valid for [`STATUS_LINK_DAYS`]
+    /// from `now`, until the referral's link `version` moves on.
+    pub fn status_url(&self, referral: &ReferralId, version: u32, now: Timestamp) -> String {
         let until = now + SignedDuration::from_hours(24 * STATUS_LINK_DAYS);
-        let token = partnerloop_domain::reply_token::status_token(&self.link_key, referral, until, 0);
+        let token = partnerloop_domain::reply_token::status_token(&self.link_key, referral, until, version);
         format!("{}/status/{token}", self.base_url)
     }
 }

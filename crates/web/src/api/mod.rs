@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plans;
 pub mod referrals;
 pub mod rules;
+pub mod signin;
 pub mod tiers;
 
 #[derive(OpenApi)]
@@ -61,5 +62,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(commissions::router())
         .merge(payouts::router())
         .merge(notifications::router())
+        .merge(signin::router())
         .merge(tiers::router())
 }
