@@ -256,3 +256,73 @@ pub async fn retry(store: &dyn Store, ctx: &Ctx, id: &str) -> Result<OutboxItem,
     })?;
     Ok(store.outbox_item(&ctx.workspace_id, id).await?)
 }
+
+/// What an admin announces.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub subject: String,
+    pub body: String,
+    /// Only partners of this tier (slug); all active partners when absent.
+    pub tier: Option<String>,
+}
+
+/// Mails an announcement to every contact of the active partners (of the
+/// tier) who has not opted out of announcements; returns the id and how
+/// many mails were queued. Each mail is keyed by announcement and contact.
+pub async fn announce(store: &dyn Store, ctx: &Ctx, a: Announcement) -> Result<(String, u64), AppError> {
+    use crate::notify::notice::{MailPayload, Mailbox, Notice};
+    use crate::outbox::{Channel, NewOutboxItem};
+    ctx.require_admin()?;
+    let mut errors = Vec::new();
+    if a.subject.trim().is_empty() || a.subject.len() > 200 {
+        errors.push(FieldError::new("subject", "must be 1 to 200 characters"));
+    }
+    if a.body.trim().is_empty() || a.body.len() > 20_000 {
+        errors.push(FieldError::new("body", "must be 1 to 20,000 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    let id = crate::ids::new_id("ann", ctx.now);
+    let ws = &ctx.workspace_id;
+    let workspace = store.workspace(ws).await?.name;
+    let opted_out: std::collections::HashSet<_> = store.opted_out(ws, Topic::Announcements).await?.into_iter().collect();
+    let filter = crate::store::PartnerFilter { status: Some(partnerloop_domain::partner::PartnerStatus::Active), only: None };
+    let mut page = Page { limit: 500, after: None };
+    let mut items = Vec::new();
+    loop {
+        let batch = store.list_partners(ws, &filter, &page).await?;
+        for p in batch.items.iter().filter(|p| a.tier.is_none() || p.tier == a.tier) {
+            for c in p.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
+                let payload = MailPayload {
+                    to: Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
+                    workspace: workspace.clone(),
+                    notice: Notice::Announcement { subject: a.subject.clone(), body: a.body.clone() },
+                    referral_id: None,
+                    starts_thread: false,
+                    reply_to: None,
+                    status_url: None,
+                    preferences_url: None,
+                };
+                items.push(NewOutboxItem {
+                    id: crate::ids::new_id("obx", ctx.now),
+                    workspace_id: ws.clone(),
+                    channel: Channel::Email,
+                    idempotency_key: format!("{id}:{}", c.id),
+                    event: "announcement".into(),
+                    target: c.email.as_str().to_owned(),
+                    payload: serde_json::to_value(payload).unwrap_or_default(),
+                    created_at: ctx.now,
+                });
+            }
+        }
+        match batch.next_after {
+            Some(after) => page.after = Some(after),
+            None => break,
+        }
+    }
+    let audit =
+        AuditEntry::of(ctx, "announcement.sent", "announcement", &id, json!({"subject": a.subject, "tier": a.tier, "mails": items.len()}));
+    let queued = store.enqueue_audited(ws, &items, &audit).await?;
+    Ok((id, queued))
+}

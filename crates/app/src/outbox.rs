@@ -171,6 +171,9 @@ pub trait OutboxStore: Send + Sync {
     /// Enqueues items not caused by a state change (scheduled mail); an
     /// item whose key exists is skipped. Returns the items added.
     async fn enqueue(&self, items: &[NewOutboxItem]) -> StoreResult<u64>;
+    /// Enqueues items a person asked for (an announcement) with the audit
+    /// row, in one transaction.
+    async fn enqueue_audited(&self, ws: &WorkspaceId, items: &[NewOutboxItem], audit: &AuditEntry) -> StoreResult<u64>;
     /// Takes up to `limit` due pending items: each one's attempt count goes
     /// up and its next attempt moves to `lease_until`, so no other
     /// dispatcher takes it meanwhile (PostgreSQL: `SKIP LOCKED`).
@@ -198,6 +201,8 @@ pub trait OutboxStore: Send + Sync {
     /// The opt-outs and opt-ins recorded for a partner's contacts.
     async fn preferences(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Vec<Preference>>;
     async fn put_preferences(&self, ws: &WorkspaceId, prefs: &[Preference], audit: &AuditEntry) -> StoreResult<()>;
+    /// Every contact of the workspace who opted out of `topic`.
+    async fn opted_out(&self, ws: &WorkspaceId, topic: Topic) -> StoreResult<Vec<ContactId>>;
 }
 
 #[cfg(test)]

@@ -239,7 +239,15 @@ pub struct ReferralChange {
 }
 
 #[async_trait]
-pub trait Store: crate::outbox::OutboxStore + crate::inbound::InboundStore + crate::signin::SignInStore + Send + Sync + 'static {
+pub trait Store:
+    crate::outbox::OutboxStore
+    + crate::inbound::InboundStore
+    + crate::signin::SignInStore
+    + crate::notify::scheduled::ScheduleStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
     /// The engine's name, for logs and /metrics.

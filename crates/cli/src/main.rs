@@ -208,8 +208,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
     log_setup(&config);
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
-    let jobs = tokio::spawn(run_scheduler(store.clone()));
     let default_ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
+    let jobs = tokio::spawn(run_scheduler(store.clone(), outbox::notify_config(&config, &secret, &default_ws)));
     let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?);
     let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
     let mut state = partnerloop_web::AppState::new(store.clone(), &secret).with_links(outbox::notify_config(&config, &secret, &default_ws));
@@ -262,14 +262,18 @@ async fn secret_key(config: &Config, store: &dyn partnerloop_app::Store) -> anyh
 /// Periodic work: protection windows that lapsed are expired, freeing
 /// their accounts; commissions whose hold ended become payable; partner
 /// tiers are re-evaluated. Each run is idempotent, so several servers may run it.
-async fn run_scheduler(store: Arc<SqlStore>) {
+async fn run_scheduler(store: Arc<SqlStore>, notify: partnerloop_app::notify::NotifyConfig) {
     // Tiers move on a 12-month window and a grace period counted in days:
     // hourly is prompt enough (admins evaluate on demand with POST
     // /api/v1/tiers/evaluate), and it keeps the one-minute loop cheap.
     const TIER_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Expiry warnings and stalled-deal alerts are keyed by what they are
+    // about, so a run repeats nothing; every 10 minutes keeps them prompt.
+    const NOTICES_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
     let mut tiers_last_run: Option<std::time::Instant> = None;
+    let mut notices_last_run: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         match partnerloop_app::referrals::expire_lapsed(store.as_ref(), jiff::Timestamp::now()).await {
@@ -281,6 +285,14 @@ async fn run_scheduler(store: Arc<SqlStore>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "commissions became payable"),
             Err(e) => tracing::error!(error = ?e, "releasing commissions failed"),
+        }
+        if notices_last_run.is_none_or(|t| t.elapsed() >= NOTICES_EVERY) {
+            notices_last_run = Some(std::time::Instant::now());
+            match partnerloop_app::notify::scheduled::run(store.as_ref(), &notify, jiff::Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "expiry warnings and stalled-deal alerts"),
+                Err(e) => tracing::error!(error = ?e, "scheduled notices failed"),
+            }
         }
         if tiers_last_run.is_none_or(|t| t.elapsed() >= TIER_EVERY) {
             tiers_last_run = Some(std::time::Instant::now());

@@ -23,6 +23,8 @@ on_both_engines!(
     webhooks_are_signed_filtered_retried_and_logged,
     slack_hears_registrations_and_wins_and_its_url_stays_secret,
     a_permanent_failure_is_dead_lettered_and_can_be_retried_by_hand,
+    the_schedule_warns_of_expiring_protection_and_stalled_deals_once,
+    announcements_reach_a_tier_and_respect_opt_outs,
 );
 
 /// One request a receiver got.
@@ -449,5 +451,73 @@ async fn two_dispatchers_on_postgres_never_deliver_an_item_twice() {
     keys.sort();
     keys.dedup();
     assert_eq!((got.len(), keys.len()), (400, 400), "every item once, none twice");
+    h.app.cleanup().await;
+}
+
+async fn the_schedule_warns_of_expiring_protection_and_stalled_deals_once(engine: Engine) {
+    let h = Harness::new(engine).await;
+    let r = h
+        .app
+        .request(reqwest::Method::PUT, "/api/v1/settings/notifications", Some(&h.app.admin))
+        .json(&json!({"manager_emails": ["lead@vendor.example"], "stalled_days": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    h.register("Wayne Enterprises").await; // approved, protected for 60 days
+    h.drain(Timestamp::now()).await;
+    let before = h.mails().len();
+    let cfg = NotifyConfig {
+        base_url: "https://partners.vendor.example".into(),
+        inbound_domain: "in.vendor.example".into(),
+        link_key: b"test link key".to_vec(),
+        default_slack_workspace: None,
+    };
+    let schedule = partnerloop_app::notify::scheduled::run;
+
+    // Day 40: idle for 40 days (stalled), protection ends in 20 (no warning yet).
+    let day40 = Timestamp::now() + SignedDuration::from_hours(24 * 40);
+    assert_eq!(schedule(h.app.store.as_ref(), &cfg, day40).await.unwrap(), 1, "the stalled alert");
+    // Day 54: protection ends within 7 days.
+    let day54 = Timestamp::now() + SignedDuration::from_hours(24 * 54);
+    assert_eq!(schedule(h.app.store.as_ref(), &cfg, day54).await.unwrap(), 1, "the expiry warning; the stall was announced already");
+    assert_eq!(schedule(h.app.store.as_ref(), &cfg, day54).await.unwrap(), 0, "a second run repeats nothing");
+    h.drain(day54).await;
+    let mails = h.mails();
+    assert_eq!(mails.len(), before + 2, "one stall alert, one expiry warning");
+    let stalled = mails.iter().find(|m| header(m, "To") == Some("lead@vendor.example")).expect("the manager's alert");
+    assert_eq!(header(stalled, "Subject"), Some("Stalled: Wayne Enterprises (Partner 0) has not moved in 40 days"));
+    let warning = mails.iter().find(|m| text_part(m).contains("Protection of Wayne Enterprises ends on")).expect("the partner's warning");
+    assert_eq!(header(warning, "To"), Some("\"Contact of Partner 0\" <p0@partner0.example>"));
+    h.app.cleanup().await;
+}
+
+async fn announcements_reach_a_tier_and_respect_opt_outs(engine: Engine) {
+    let h = Harness::new(engine).await;
+    let gold = h.app.create_partner(&h.app.admin, "Gold Co", "g@gold.example").await;
+    let gold_id = gold["id"].as_str().unwrap();
+    assert_eq!(h.app.patch(&format!("/api/v1/partners/{gold_id}"), &h.app.admin, &json!({"tier": "gold"})).await.status(), 200);
+    let app = &h.app;
+    let post = |b: Value| async move { body(app.post("/api/v1/announcements", &app.admin, &b).await).await };
+    let (s, out) = post(json!({"subject": "Gold perks", "body": "Double commission in March.\n\nThank you.", "tier": "gold"})).await;
+    assert_eq!((s, out["mails"].as_u64()), (201, Some(1)), "{out}");
+    // Partner 0's contact opts out of announcements; an announcement to all reaches Gold Co only.
+    let p: Value = h.app.get(&format!("/api/v1/partners/{}", h.partner), &h.app.admin).await.json().await.unwrap();
+    let b = json!({"contacts": [{"contact_id": p["contacts"][0]["id"], "topics": {"announcements": false}}]});
+    let r = h
+        .app
+        .request(reqwest::Method::PUT, &format!("/api/v1/partners/{}/notification-preferences", h.partner), Some(&h.app.admin))
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, out) = post(json!({"subject": "New deck", "body": "It is in the library."})).await;
+    assert_eq!(out["mails"], 1, "{out}");
+    let (s, bad) = post(json!({"subject": " ", "body": ""})).await;
+    assert_eq!((s, common::problem_fields(&bad)), (422, vec!["subject".to_owned(), "body".to_owned()]));
+    h.drain(Timestamp::now()).await;
+    let mails: Vec<_> = h.mails().into_iter().filter(|m| header(m, "To") == Some("\"Contact of Gold Co\" <g@gold.example>")).collect();
+    assert!(mails.iter().any(|m| text_part(m).contains("Double commission in March.")), "{mails:?}");
     h.app.cleanup().await;
 }

@@ -223,6 +223,9 @@ pub fn content(n: &Notice) -> Content {
             }
             m
         }
+        Notice::Announcement { subject, body } => {
+            c(subject.clone(), subject.clone(), body.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
+        }
         Notice::RegistrationRefused { reason } => c(
             "We could not register your referral".to_owned(),
             "We could not register your referral".to_owned(),

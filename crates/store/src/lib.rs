@@ -37,6 +37,7 @@ mod records;
 mod referral_rows;
 mod referral_writes;
 mod rows;
+mod scheduled;
 mod settings_cache;
 mod sign_in;
 mod store_impl;

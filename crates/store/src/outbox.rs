@@ -117,6 +117,16 @@ impl OutboxStore for SqlStore {
         })
     }
 
+    async fn enqueue_audited(&self, ws: &WorkspaceId, items: &[NewOutboxItem], audit: &AuditEntry) -> StoreResult<u64> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let added = insert_items!(tx, items);
+            insert_audit!(tx, ws, audit);
+            tx.commit().await.map_err(map)?;
+            Ok(added)
+        })
+    }
+
     async fn claim_outbox(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<OutboxItem>> {
         let lock = match self.db {
             Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
@@ -312,5 +322,20 @@ impl OutboxStore for SqlStore {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         self.put_preferences_(ws, prefs, audit).await
+    }
+    async fn opted_out(
+        &self,
+        ws: &WorkspaceId,
+        topic: partnerloop_app::outbox::Topic,
+    ) -> StoreResult<Vec<partnerloop_domain::ids::ContactId>> {
+        let ids: Vec<String> = on_read!(self, |pool| sqlx::query_scalar(
+            "SELECT contact_id FROM notification_preferences WHERE workspace_id = $1 AND topic = $2 AND NOT enabled"
+        )
+        .bind(ws.as_str())
+        .bind(topic.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(map)?);
+        Ok(ids.into_iter().map(partnerloop_domain::ids::ContactId::from_string).collect())
     }
 }

@@ -134,12 +134,12 @@ impl TryFrom<ReferralRow> for Referral {
     }
 }
 
-/// An expired-protection candidate: a referral and its workspace.
+/// A referral with its workspace (lists across workspaces).
 #[derive(sqlx::FromRow)]
-struct LapsedRow {
-    workspace_id: String,
+pub(crate) struct LapsedRow {
+    pub(crate) workspace_id: String,
     #[sqlx(flatten)]
-    referral: ReferralRow,
+    pub(crate) referral: ReferralRow,
 }
 
 #[derive(sqlx::FromRow)]

@@ -50,7 +50,7 @@ const PUBLIC_EVENTS: &[&str] = &[
 /// Every event type a webhook endpoint may subscribe to.
 pub fn event_types() -> Vec<&'static str> {
     let mut all = PUBLIC_EVENTS.to_vec();
-    all.extend(["referral.won", "referral.lost"]);
+    all.extend(["referral.won", "referral.lost", "referral.protection_expiring", "referral.stalled"]);
     all
 }
 
@@ -77,7 +77,8 @@ impl WorkspaceView {
     }
 }
 
-/// Builds the items of one event.
+/// Builds the items of one event (a stored one, or one the scheduler
+/// makes up: `referral.protection_expiring`, `referral.stalled`).
 pub(super) async fn items_for(
     store: &dyn Store,
     cfg: &NotifyConfig,
@@ -178,6 +179,9 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
             reason: after["note"].as_str().unwrap_or_default().to_owned(),
         }),
         "referral.expired" => Some(Notice::ProtectionExpired { company: company.clone() }),
+        "referral.protection_expiring" => {
+            r.protection.map(|p| Notice::ProtectionExpiring { company: company.clone(), until: p.expires_at })
+        }
         "referral.stage_changed" => Some(match after["status"].as_str() {
             Some("won") => {
                 let accrual = store
@@ -232,12 +236,23 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
             message: after["note"].as_str().unwrap_or_default().to_owned(),
             review_url: review_url.clone(),
         }),
+        "referral.stalled" => Some(Notice::Stalled {
+            company: company.clone(),
+            partner: partner.name.clone(),
+            stage_label: crate::pipeline::partner_status(&r, &store.stage_labels(&ws).await?),
+            days: after["idle_days"].as_i64().unwrap_or_default(),
+            referral_url: review_url.clone(),
+        }),
+        "referral.protection_expiring" => {
+            r.protection.map(|p| Notice::ProtectionExpiring { company: company.clone(), until: p.expires_at })
+        }
         _ => None,
     };
     if let Some(n) = manager_notice {
-        // A reply also reaches the deal's owner, when the deal names one.
-        let mut managers = managers;
-        if a.action == "referral.replied"
+        // The deal's owner (when the deal names one) hears replies, stalls
+        // and expiring protection; an expiry warning goes to the owner only.
+        let mut managers = if a.action == "referral.protection_expiring" { Vec::new() } else { managers };
+        if matches!(a.action.as_str(), "referral.replied" | "referral.stalled" | "referral.protection_expiring")
             && let Some(deal) = &r.deal_id
             && let Some(owner) = store.deal(&ws, deal).await?.owner_email
             && !managers.iter().any(|m| m.eq_ignore_ascii_case(owner.as_str()))

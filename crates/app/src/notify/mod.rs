@@ -9,6 +9,7 @@
 
 pub mod fanout;
 pub mod notice;
+pub mod scheduled;
 pub mod slack;
 
 use jiff::{SignedDuration, Timestamp};

@@ -120,6 +120,11 @@ pub enum Notice {
     RegistrationRefused {
         reason: String,
     },
+    /// News for all partners, or one tier.
+    Announcement {
+        subject: String,
+        body: String,
+    },
     /// A sign-in link to the partner portal.
     SignIn {
         url: String,

@@ -30,6 +30,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_outbox))
         .routes(routes!(get_outbox_item))
         .routes(routes!(retry_outbox_item))
+        .routes(routes!(announce))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AnnouncementIn {
+    pub subject: String,
+    /// Plain text; blank lines separate paragraphs.
+    pub body: String,
+    /// Only partners of this tier (slug); absent: every active partner.
+    pub tier: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnnouncementOut {
+    pub id: String,
+    /// Mails queued (contacts who opted out of announcements are skipped).
+    pub mails: u64,
+}
+
+/// Mail an announcement to all active partners, or one tier (admin).
+#[utoipa::path(post, path = "/api/v1/announcements", tag = "notifications", request_body = AnnouncementIn,
+    responses((status = 201, body = AnnouncementOut), (status = 422, body = Problem)))]
+async fn announce(State(s): State<AppState>, Auth(ctx): Auth, ApiJson(b): ApiJson<AnnouncementIn>) -> Result<Response, ApiError> {
+    let a = notifications::Announcement { subject: b.subject, body: b.body, tier: b.tier.filter(|t| !t.is_empty()) };
+    let (id, mails) = notifications::announce(s.store.as_ref(), &ctx, a).await?;
+    Ok((StatusCode::CREATED, Json(AnnouncementOut { id, mails })).into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
