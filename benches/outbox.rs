@@ -124,6 +124,7 @@ fn main() {
                             reply_to: Some("reply+abc@x.example".into()),
                             status_url: Some("http://x/status/abc".into()),
                             preferences_url: None,
+                            unsubscribe_url: None,
                         })
                         .unwrap(),
                         _ => serde_json::json!({"type": "referral.stage_changed", "data": {"n": i}}),

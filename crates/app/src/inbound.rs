@@ -143,16 +143,11 @@ pub async fn refuse_registration(
     now: Timestamp,
 ) -> Result<(), AppError> {
     let workspace = store.workspace(ws).await?.name;
-    let payload = MailPayload {
-        to: Mailbox { name: None, email: to.to_owned() },
+    let payload = MailPayload::new(
+        Mailbox { name: None, email: to.to_owned() },
         workspace,
-        notice: Notice::RegistrationRefused { reason: reason.to_owned() },
-        referral_id: None,
-        starts_thread: false,
-        reply_to: None,
-        status_url: None,
-        preferences_url: None,
-    };
+        Notice::RegistrationRefused { reason: reason.to_owned() },
+    );
     let item = NewOutboxItem {
         id: crate::ids::new_id("obx", now),
         workspace_id: ws.clone(),

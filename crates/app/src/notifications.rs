@@ -269,7 +269,12 @@ pub struct Announcement {
 /// Mails an announcement to every contact of the active partners (of the
 /// tier) who has not opted out of announcements; returns the id and how
 /// many mails were queued. Each mail is keyed by announcement and contact.
-pub async fn announce(store: &dyn Store, ctx: &Ctx, a: Announcement) -> Result<(String, u64), AppError> {
+pub async fn announce(
+    store: &dyn Store,
+    links: &crate::notify::NotifyConfig,
+    ctx: &Ctx,
+    a: Announcement,
+) -> Result<(String, u64), AppError> {
     use crate::notify::notice::{MailPayload, Mailbox, Notice};
     use crate::outbox::{Channel, NewOutboxItem};
     ctx.require_admin()?;
@@ -294,16 +299,13 @@ pub async fn announce(store: &dyn Store, ctx: &Ctx, a: Announcement) -> Result<(
         let batch = store.list_partners(ws, &filter, &page).await?;
         for p in batch.items.iter().filter(|p| a.tier.is_none() || p.tier == a.tier) {
             for c in p.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
-                let payload = MailPayload {
-                    to: Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
-                    workspace: workspace.clone(),
-                    notice: Notice::Announcement { subject: a.subject.clone(), body: a.body.clone() },
-                    referral_id: None,
-                    starts_thread: false,
-                    reply_to: None,
-                    status_url: None,
-                    preferences_url: None,
-                };
+                let mut payload = MailPayload::new(
+                    Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
+                    workspace.clone(),
+                    Notice::Announcement { subject: a.subject.clone(), body: a.body.clone() },
+                );
+                payload.preferences_url = Some(links.preferences_url(&c.id));
+                payload.unsubscribe_url = Some(links.unsubscribe_url(&c.id, Topic::Announcements));
                 items.push(NewOutboxItem {
                     id: crate::ids::new_id("obx", ctx.now),
                     workspace_id: ws.clone(),

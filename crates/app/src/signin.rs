@@ -53,6 +53,8 @@ pub trait SignInStore: Send + Sync {
     ) -> StoreResult<Option<Holder>>;
     /// The holder of a live session.
     async fn portal_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Holder>>;
+    /// The workspace and partner of a contact, if it exists.
+    async fn contact_holder(&self, contact: &ContactId) -> StoreResult<Option<Holder>>;
     /// A referral's status-link version (0 until revoked once).
     async fn status_link_version(&self, referral: &ReferralId) -> StoreResult<u32>;
     /// Bumps the version (revoking every earlier link), with the audit row.
@@ -145,16 +147,7 @@ pub(crate) async fn welcome_items(
 }
 
 fn sign_in_mail(ws: &WorkspaceId, workspace: String, name: &str, email: &str, notice: Notice, url: &str, now: Timestamp) -> NewOutboxItem {
-    let payload = MailPayload {
-        to: Mailbox { name: Some(name.to_owned()), email: email.to_owned() },
-        workspace,
-        notice,
-        referral_id: None,
-        starts_thread: false,
-        reply_to: None,
-        status_url: None,
-        preferences_url: None,
-    };
+    let payload = MailPayload::new(Mailbox { name: Some(name.to_owned()), email: email.to_owned() }, workspace, notice);
     NewOutboxItem {
         id: crate::ids::new_id("obx", now),
         workspace_id: ws.clone(),
@@ -206,4 +199,22 @@ pub async fn revoke_status_links(store: &dyn Store, ctx: &Ctx, id: &ReferralId) 
     store.referral(&ctx.workspace_id, id).await?;
     let audit = AuditEntry::of(ctx, "referral.status_links_revoked", "referral", id.as_str(), serde_json::json!({}));
     Ok(store.revoke_status_links(&ctx.workspace_id, id, &audit).await?)
+}
+
+/// The contact a preferences or unsubscribe token names, with a context
+/// acting as its partner; `None` for a bad token or a deleted contact.
+pub async fn preferences_holder(
+    store: &dyn Store,
+    cfg: &NotifyConfig,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<(Ctx, Holder)>, AppError> {
+    let Ok(contact) = partnerloop_domain::reply_token::verify_preferences_token(&cfg.link_key, token) else {
+        return Ok(None);
+    };
+    let Some(h) = store.contact_holder(&contact).await? else {
+        return Ok(None);
+    };
+    let ctx = Ctx::new(h.workspace_id.clone(), crate::ctx::Actor::Partner { partner_id: h.partner_id.clone(), key_id: None }, now);
+    Ok(Some((ctx, h)))
 }

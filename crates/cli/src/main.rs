@@ -296,6 +296,12 @@ async fn run_scheduler(store: Arc<SqlStore>, notify: partnerloop_app::notify::No
         }
         if tiers_last_run.is_none_or(|t| t.elapsed() >= TIER_EVERY) {
             tiers_last_run = Some(std::time::Instant::now());
+            // Last month's digest, once per workspace (marked when queued).
+            match partnerloop_app::notify::scheduled::digests(store.as_ref(), &notify, jiff::Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "monthly digests"),
+                Err(e) => tracing::error!(error = ?e, "monthly digests failed"),
+            }
             match partnerloop_app::tiers::evaluate_all(store.as_ref(), jiff::Timestamp::now()).await {
                 Ok(r) if r.changed() == 0 => {}
                 Ok(r) => tracing::info!(promoted = r.promoted, demoted = r.demoted, reassigned = r.reassigned, "partner tiers changed"),

@@ -25,6 +25,7 @@ on_both_engines!(
     a_permanent_failure_is_dead_lettered_and_can_be_retried_by_hand,
     the_schedule_warns_of_expiring_protection_and_stalled_deals_once,
     announcements_reach_a_tier_and_respect_opt_outs,
+    the_monthly_digest_goes_out_once_with_a_one_click_unsubscribe,
 );
 
 /// One request a receiver got.
@@ -195,6 +196,12 @@ async fn referral_news_reaches_the_partner_by_mail_in_one_thread(engine: Engine)
     assert!(text.contains("We received your referral of Globex"), "{text}");
     assert!(text.contains("it is approved"), "{text}");
     assert!(text.contains("https://partners.vendor.example/status/"), "the read-only status link: {text}");
+    let unsubscribe = header(first, "List-Unsubscribe").expect("a List-Unsubscribe header");
+    assert!(
+        unsubscribe.starts_with("<https://partners.vendor.example/unsubscribe/") && unsubscribe.ends_with("/referral_updates>"),
+        "{unsubscribe}"
+    );
+    assert_eq!(header(first, "List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
     assert!(first.contains("Content-Type: text/html"), "an HTML part too");
 
     h.stage(id, "qualified", None).await;
@@ -520,4 +527,69 @@ async fn announcements_reach_a_tier_and_respect_opt_outs(engine: Engine) {
     let mails: Vec<_> = h.mails().into_iter().filter(|m| header(m, "To") == Some("\"Contact of Gold Co\" <g@gold.example>")).collect();
     assert!(mails.iter().any(|m| text_part(m).contains("Double commission in March.")), "{mails:?}");
     h.app.cleanup().await;
+}
+
+async fn the_monthly_digest_goes_out_once_with_a_one_click_unsubscribe(engine: Engine) {
+    let h = Harness::new(engine).await;
+    let r = h.register("Acme Rockets").await;
+    h.stage(r["id"].as_str().unwrap(), "qualified", None).await;
+    h.drain(Timestamp::now()).await;
+    let before = h.mails().len();
+    let cfg = NotifyConfig {
+        base_url: String::new(),
+        inbound_domain: "in.vendor.example".into(),
+        link_key: links_key(&h).await,
+        default_slack_workspace: None,
+    };
+    let next_month = Timestamp::now() + SignedDuration::from_hours(24 * 35);
+    let digests = partnerloop_app::notify::scheduled::digests;
+    assert_eq!(digests(h.app.store.as_ref(), &cfg, next_month).await.unwrap(), 1, "one contact, one digest");
+    assert_eq!(digests(h.app.store.as_ref(), &cfg, next_month).await.unwrap(), 0, "once per month");
+    h.drain(next_month).await;
+    let mails = h.mails();
+    assert_eq!(mails.len(), before + 1);
+    let digest =
+        mails.iter().find(|m| header(m, "Subject").is_some_and(|s| s.starts_with("Your partner digest for "))).expect("the digest");
+    assert!(text_part(digest).contains("Qualified: 1"), "{}", text_part(digest));
+    let url = header(digest, "List-Unsubscribe").unwrap().trim_matches(|c| c == '<' || c == '>').to_owned();
+    assert!(url.ends_with("/digest"), "{url}");
+
+    // A mail scanner's GET changes nothing; the one-click POST unsubscribes.
+    let page = h.app.client.get(format!("{}{url}", h.app.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Unsubscribe p0@partner0.example?"));
+    let prefs = format!("/api/v1/partners/{}/notification-preferences", h.partner);
+    let (_, p) = body(h.app.get(&prefs, &h.app.admin).await).await;
+    assert_eq!(p["data"][0]["topics"]["digest"], true);
+    let done = h.app.client.post(format!("{}{url}", h.app.base)).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let (_, p) = body(h.app.get(&prefs, &h.app.admin).await).await;
+    assert_eq!(p["data"][0]["topics"]["digest"], false);
+    assert_eq!(p["data"][0]["topics"]["referral_updates"], true, "only that topic");
+
+    // The preferences page shows and saves every topic.
+    let prefs_url = url.rsplit_once('/').unwrap().0.replace("/unsubscribe/", "/preferences/");
+    let page = h.app.client.get(format!("{}{prefs_url}", h.app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("name=\"referral_updates\" checked") && !page.contains("name=\"digest\" checked"), "{page}");
+    let saved = h
+        .app
+        .client
+        .post(format!("{}{prefs_url}", h.app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("digest=on")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    let (_, p) = body(h.app.get(&prefs, &h.app.admin).await).await;
+    assert_eq!(p["data"][0]["topics"], json!({"referral_updates": false, "earnings": false, "digest": true, "announcements": false}));
+    let forged = h.app.client.get(format!("{}/preferences/{}", h.app.base, "0".repeat(50))).send().await.unwrap();
+    assert_eq!(forged.status(), 404);
+    h.app.cleanup().await;
+}
+
+/// The link key the server derives from its secret.
+async fn links_key(h: &Harness) -> Vec<u8> {
+    let secret = partnerloop_app::Store::instance_setting_or_init(h.app.store.as_ref(), "secret_key", String::new()).await.unwrap();
+    partnerloop_app::notify::link_key(&secret)
 }

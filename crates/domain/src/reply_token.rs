@@ -20,6 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::Sha256;
 
+use crate::ids::ContactId;
 use crate::referral::ReferralId;
 
 /// Crockford's base32 alphabet in lower case: the alphabet of ULIDs, so a
@@ -34,6 +35,7 @@ const TAG_BYTES: usize = 15;
 const TAG_CHARS: usize = TAG_BYTES * 8 / 5;
 const REPLY_PURPOSE: &[u8] = b"partnerloop reply-token v1";
 const STATUS_PURPOSE: &[u8] = b"partnerloop status-link v1";
+const PREFERENCES_PURPOSE: &[u8] = b"partnerloop preferences-link v1";
 const REPLY_LOCAL_PREFIX: &str = "reply+";
 
 /// Why a token was refused. Callers answer every variant the same way to
@@ -124,6 +126,31 @@ pub fn verify_status_token(key: &[u8], token: &str, now: Timestamp) -> Result<(R
         return Err(TokenError::Expired);
     }
     Ok((ReferralId::from_string(canonical_id(ulid)), version))
+}
+
+/// The token of a partner contact's mail-preferences page and one-click
+/// unsubscribe link (`List-Unsubscribe`): the contact's ULID and a tag. It
+/// does not expire: an unsubscribe link must work in a mail of any age, and
+/// all it can do is change what that contact receives.
+pub fn preferences_token(key: &[u8], contact: &ContactId) -> String {
+    let s = contact.as_str();
+    let ulid = s.strip_prefix(ContactId::PREFIX).and_then(|r| r.strip_prefix('_')).unwrap_or(s).to_ascii_lowercase();
+    let tag = tag(key, PREFERENCES_PURPOSE, format!("{}_{ulid}", ContactId::PREFIX).as_bytes());
+    format!("{ulid}{}", base32(&tag))
+}
+
+/// The contact of a genuine preferences token.
+pub fn verify_preferences_token(key: &[u8], token: &str) -> Result<ContactId, TokenError> {
+    let token = token.to_ascii_lowercase();
+    if token.len() != ULID_LEN + TAG_CHARS || !token.is_ascii() {
+        return Err(TokenError::Malformed);
+    }
+    let (ulid, tag_text) = token.split_at(ULID_LEN);
+    check_ulid(ulid)?;
+    let tag = unbase32(tag_text)?;
+    let id = format!("{}_{ulid}", ContactId::PREFIX);
+    verify(key, PREFERENCES_PURPOSE, id.as_bytes(), &tag)?;
+    Ok(ContactId::from_string(id))
 }
 
 /// The lowercase ULID of an id made by the app (`ref_` + ULID). Ids are

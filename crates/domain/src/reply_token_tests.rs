@@ -147,3 +147,14 @@ proptest! {
         prop_assert!(verify_status_token(KEY, &changed, at(0)).is_err(), "{} was accepted", changed);
     }
 }
+
+#[test]
+fn a_preferences_token_names_its_contact_and_no_other_kind_of_token_passes_for_it() {
+    let contact = ContactId::from_string("pct_01j9zq3k7v8x2m4n6p0r5s7t9w");
+    let t = preferences_token(KEY, &contact);
+    assert_eq!(verify_preferences_token(KEY, &t.to_uppercase()), Ok(contact.clone()), "case-insensitive");
+    assert_eq!(verify_preferences_token(b"another key", &t), Err(TokenError::BadSignature));
+    let reply = encode(KEY, &referral());
+    assert_eq!(verify_preferences_token(KEY, &reply), Err(TokenError::BadSignature), "a reply token is not a preferences token");
+    assert_eq!(verify_preferences_token(KEY, "short"), Err(TokenError::Malformed));
+}

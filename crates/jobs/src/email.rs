@@ -23,21 +23,42 @@ use sha2::{Digest, Sha256};
 use crate::render::render;
 use crate::transport::{Delivered, Failure, Transport};
 
-/// `X-Idempotency-Key`: the outbox item's key, for receivers that dedupe.
-#[derive(Debug, Clone)]
-struct IdempotencyKey(String);
+/// A header whose value is text we compose.
+macro_rules! text_header {
+    ($(#[$m:meta])* $name:ident, $header:literal) => {
+        $(#[$m])*
+        #[derive(Debug, Clone)]
+        struct $name(String);
 
-impl Header for IdempotencyKey {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("X-Idempotency-Key")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(Self(s.to_owned()))
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), self.0.clone())
-    }
+        impl Header for $name {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($header)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(Self(s.to_owned()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
 }
+
+text_header!(
+    /// The outbox item's key, for receivers that dedupe.
+    IdempotencyKey,
+    "X-Idempotency-Key"
+);
+text_header!(
+    /// `<URL>` that opts the recipient out of this mail's topic.
+    ListUnsubscribe,
+    "List-Unsubscribe"
+);
+text_header!(
+    /// RFC 8058: the URL above works with a one-click POST.
+    ListUnsubscribePost,
+    "List-Unsubscribe-Post"
+);
 
 /// The Message-ID of a referral's thread (its first mail's own).
 pub fn thread_id(referral_id: &str, domain: &str) -> String {
@@ -65,6 +86,9 @@ pub fn build(item: &OutboxItem, from_address: &str, domain: &str) -> Result<Mess
         .to(Mailbox::new(p.to.name.clone(), to_addr))
         .subject(rendered.subject)
         .header(IdempotencyKey(item.idempotency_key.clone()));
+    if let Some(url) = &p.unsubscribe_url {
+        b = b.header(ListUnsubscribe(format!("<{url}>"))).header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    }
     if let Some(reply) = &p.reply_to {
         let addr = reply.parse().map_err(|e| Failure::permanent(format!("reply address: {e}")))?;
         b = b.reply_to(Mailbox::new(Some(p.workspace.clone()), addr));

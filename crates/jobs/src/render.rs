@@ -223,6 +223,21 @@ pub fn content(n: &Notice) -> Content {
             }
             m
         }
+        Notice::Digest { month, pipeline, earnings, tier, next_tier } => {
+            let mut m = c(format!("Your partner digest for {month}"), format!("Your {month} at a glance"), Vec::new());
+            if pipeline.is_empty() {
+                m.paragraphs.push("No referrals yet — every introduction counts.".to_owned());
+            }
+            m.facts.extend(pipeline.iter().map(|(status, n)| (status.clone(), n.to_string())));
+            m.facts.extend(earnings.iter().cloned());
+            if let Some(t) = tier {
+                m.facts.push(("Your tier".into(), t.clone()));
+            }
+            if let Some(n) = next_tier {
+                m.paragraphs.push(n.clone());
+            }
+            m
+        }
         Notice::Announcement { subject, body } => {
             c(subject.clone(), subject.clone(), body.split("\n\n").map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
         }

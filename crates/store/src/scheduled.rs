@@ -11,7 +11,7 @@ use partnerloop_domain::referral::Referral;
 use crate::errors::map;
 use crate::referral_rows::{LapsedRow, ReferralRow, referral_cols};
 use crate::time::to_text;
-use crate::{SqlStore, on_read};
+use crate::{SqlStore, on_read, on_write};
 
 #[async_trait]
 impl ScheduleStore for SqlStore {
@@ -35,6 +35,26 @@ impl ScheduleStore for SqlStore {
         .await
         .map_err(map)?);
         rows.into_iter().map(|r| Ok((WorkspaceId::from_string(r.workspace_id), Referral::try_from(r.referral)?))).collect()
+    }
+
+    async fn digest_sent(&self, ws: &WorkspaceId, month: &str) -> StoreResult<bool> {
+        let n: i64 = on_read!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM instance_settings WHERE name = $1")
+            .bind(format!("digest:{ws}:{month}"))
+            .fetch_one(pool)
+            .await
+            .map_err(map)?);
+        Ok(n > 0)
+    }
+
+    async fn mark_digest_sent(&self, ws: &WorkspaceId, month: &str) -> StoreResult<()> {
+        on_write!(self, |pool| {
+            sqlx::query("INSERT INTO instance_settings (name, value) VALUES ($1, 'sent') ON CONFLICT (name) DO NOTHING")
+                .bind(format!("digest:{ws}:{month}"))
+                .execute(pool)
+                .await
+                .map_err(map)?;
+            Ok(())
+        })
     }
 
     async fn stalled_referrals(&self, ws: &WorkspaceId, before: Timestamp, limit: u32) -> StoreResult<Vec<Referral>> {

@@ -95,6 +95,16 @@ impl SignInStore for SqlStore {
         Ok(row.map(holder))
     }
 
+    async fn contact_holder(&self, contact: &ContactId) -> StoreResult<Option<Holder>> {
+        let row: Option<(String, String, String)> =
+            on_read!(self, |pool| sqlx::query_as("SELECT workspace_id, partner_id, id FROM partner_contacts WHERE id = $1")
+                .bind(contact.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(map)?);
+        Ok(row.map(holder))
+    }
+
     async fn status_link_version(&self, referral: &ReferralId) -> StoreResult<u32> {
         let v: Option<i64> = on_read!(self, |pool| sqlx::query_scalar("SELECT version FROM status_link_versions WHERE referral_id = $1")
             .bind(referral.as_str())

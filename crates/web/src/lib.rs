@@ -27,6 +27,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod observe;
 pub mod portal;
+pub mod preferences;
 pub mod problem;
 
 use problem::{ApiError, problem};
@@ -107,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/login", axum::routing::post(portal::request_link))
         .route("/portal/login/{token}", get(portal::sign_in_page).post(portal::sign_in))
         .route("/status/{token}", get(portal::status))
+        .route("/preferences/{token}", get(preferences::page).post(preferences::save))
+        .route("/unsubscribe/{token}/{topic}", get(preferences::unsubscribe_confirm).post(preferences::unsubscribe))
         .route("/inbound/email", axum::routing::post(inbound::receive).layer(DefaultBodyLimit::max(inbound::MAX_MESSAGE_BYTES)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

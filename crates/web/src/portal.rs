@@ -94,7 +94,7 @@ struct StatusPage {
     events: Vec<(String, String)>,
 }
 
-fn html(status: StatusCode, page: impl Template) -> Response {
+pub(crate) fn html(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(body) => (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
         Err(e) => {
@@ -104,7 +104,7 @@ fn html(status: StatusCode, page: impl Template) -> Response {
     }
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     html(status, MessagePage { title, text, login_csrf: None })
 }
 

@@ -260,16 +260,7 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
             managers.push(owner.as_str().to_owned());
         }
         for m in &managers {
-            let payload = MailPayload {
-                to: Mailbox { name: None, email: m.clone() },
-                workspace: b.view.name.clone(),
-                notice: n.clone(),
-                referral_id: None,
-                starts_thread: false,
-                reply_to: None,
-                status_url: None,
-                preferences_url: None,
-            };
+            let payload = MailPayload::new(Mailbox { name: None, email: m.clone() }, b.view.name.clone(), n.clone());
             b.push(Channel::Email, &a.action, m, m, serde_json::to_value(payload).unwrap_or_default());
         }
     }
@@ -299,7 +290,7 @@ async fn payout_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>
             total: item.amount.to_string(),
             commissions: item.commission_count,
             reference: payout.reference.clone(),
-            statement_url: Some(format!("{}/portal/earnings", cfg.base_url)),
+            statement_url: Some(format!("{}/portal", cfg.base_url)),
         };
         mail_partner(store, cfg, b, &partner, Topic::Earnings, notice, None).await?;
     }
@@ -334,7 +325,8 @@ async fn mail_partner(
             starts_thread: action == "referral.registered",
             reply_to: referral.map(|r| cfg.reply_address(&r.id)),
             status_url: status_url.clone(),
-            preferences_url: Some(format!("{}/portal/preferences", cfg.base_url)),
+            preferences_url: Some(cfg.preferences_url(&c.id)),
+            unsubscribe_url: Some(cfg.unsubscribe_url(&c.id, topic)),
         };
         b.push(Channel::Email, &action, c.email.as_str(), c.email.as_str(), serde_json::to_value(payload).unwrap_or_default());
     }

@@ -68,6 +68,23 @@ impl NotifyConfig {
     }
 }
 
+impl NotifyConfig {
+    /// A contact's mail-preferences page (no sign-in: the token is the key).
+    pub fn preferences_url(&self, contact: &partnerloop_domain::ids::ContactId) -> String {
+        format!("{}/preferences/{}", self.base_url, partnerloop_domain::reply_token::preferences_token(&self.link_key, contact))
+    }
+
+    /// One-click opt-out of one topic for a contact (RFC 8058).
+    pub fn unsubscribe_url(&self, contact: &partnerloop_domain::ids::ContactId, topic: crate::outbox::Topic) -> String {
+        format!(
+            "{}/unsubscribe/{}/{}",
+            self.base_url,
+            partnerloop_domain::reply_token::preferences_token(&self.link_key, contact),
+            topic.as_str()
+        )
+    }
+}
+
 /// Fans out up to `limit` pending events. Returns how many events were
 /// handled. An event whose subject is gone is dropped with a log line.
 pub async fn fan_out_pending(store: &dyn Store, cfg: &NotifyConfig, now: Timestamp, limit: u32) -> Result<u64, AppError> {

@@ -30,6 +30,26 @@ pub struct MailPayload {
     pub status_url: Option<String>,
     /// Where the recipient can change what they receive.
     pub preferences_url: Option<String>,
+    /// One-click opt-out of this mail's topic (`List-Unsubscribe`).
+    #[serde(default)]
+    pub unsubscribe_url: Option<String>,
+}
+
+impl MailPayload {
+    /// A mail with no thread, reply address or links.
+    pub fn new(to: Mailbox, workspace: String, notice: Notice) -> Self {
+        Self {
+            to,
+            workspace,
+            notice,
+            referral_id: None,
+            starts_thread: false,
+            reply_to: None,
+            status_url: None,
+            preferences_url: None,
+            unsubscribe_url: None,
+        }
+    }
 }
 
 /// The news, per kind of mail.
@@ -119,6 +139,15 @@ pub enum Notice {
     /// To a partner contact: a registration mail could not be read.
     RegistrationRefused {
         reason: String,
+    },
+    /// The monthly digest: the partner's pipeline by status, earnings per
+    /// currency, tier and what the next one still needs.
+    Digest {
+        month: String,
+        pipeline: Vec<(String, u64)>,
+        earnings: Vec<(String, String)>,
+        tier: Option<String>,
+        next_tier: Option<String>,
     },
     /// News for all partners, or one tier.
     Announcement {

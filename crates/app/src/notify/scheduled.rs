@@ -37,6 +37,9 @@ pub trait ScheduleStore: Send + Sync {
     async fn referrals_expiring(&self, from: Timestamp, to: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, Referral)>>;
     /// Approved (open) referrals of a workspace unchanged since before `before`.
     async fn stalled_referrals(&self, ws: &WorkspaceId, before: Timestamp, limit: u32) -> StoreResult<Vec<Referral>>;
+    /// Whether the digest of `month` (`YYYY-MM`) went out in a workspace.
+    async fn digest_sent(&self, ws: &WorkspaceId, month: &str) -> StoreResult<bool>;
+    async fn mark_digest_sent(&self, ws: &WorkspaceId, month: &str) -> StoreResult<()>;
 }
 
 /// A made-up event about a referral.
@@ -94,4 +97,109 @@ pub async fn run(store: &dyn Store, cfg: &NotifyConfig, now: Timestamp) -> Resul
         return Ok(0);
     }
     Ok(store.enqueue(&items).await?)
+}
+
+/// The month before `now`'s: its key (`2026-10`) and its name (`October 2026`).
+fn previous_month(now: Timestamp) -> (String, String) {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let last = today.first_of_month().yesterday().unwrap_or(today);
+    (last.strftime("%Y-%m").to_string(), last.strftime("%B %Y").to_string())
+}
+
+/// Sends each workspace's digest of last month once (run it hourly): to
+/// every contact of an active partner who has not opted out, with a
+/// one-click unsubscribe. Returns the mails queued.
+pub async fn digests(store: &dyn Store, cfg: &NotifyConfig, now: Timestamp) -> Result<u64, AppError> {
+    use crate::notify::notice::{MailPayload, Mailbox, Notice};
+    use crate::outbox::{Channel, NewOutboxItem, Topic};
+    use crate::store::{Page, PartnerFilter, ReferralFilter};
+    let (month, month_name) = previous_month(now);
+    let mut queued = 0;
+    for ws in store.workspace_ids().await? {
+        if store.digest_sent(&ws, &month).await? {
+            continue;
+        }
+        let workspace = store.workspace(&ws).await?;
+        let created = workspace.created_at.to_zoned(jiff::tz::TimeZone::UTC).date().strftime("%Y-%m").to_string();
+        if created > month {
+            // The workspace did not exist last month.
+            store.mark_digest_sent(&ws, &month).await?;
+            continue;
+        }
+        let opted_out: std::collections::HashSet<_> = store.opted_out(&ws, Topic::Digest).await?.into_iter().collect();
+        let labels = store.stage_labels(&ws).await?;
+        let ctx = crate::Ctx::system(ws.clone(), "digest", now);
+        let filter = PartnerFilter { status: Some(partnerloop_domain::partner::PartnerStatus::Active), only: None };
+        let mut page = Page { limit: 200, after: None };
+        let mut items = Vec::new();
+        loop {
+            let batch = store.list_partners(&ws, &filter, &page).await?;
+            for p in &batch.items {
+                let referrals = store
+                    .list_referrals(
+                        &ws,
+                        &ReferralFilter { status: None, partner_id: Some(p.id.clone()) },
+                        &Page { limit: 500, after: None },
+                    )
+                    .await?;
+                let mut pipeline: Vec<(String, u64)> = Vec::new();
+                for r in &referrals.items {
+                    let s = crate::pipeline::partner_status(r, &labels);
+                    match pipeline.iter_mut().find(|(k, _)| *k == s) {
+                        Some((_, n)) => *n += 1,
+                        None => pipeline.push((s, 1)),
+                    }
+                }
+                let earnings = store
+                    .partner_balances(&ws, &p.id, now)
+                    .await?
+                    .into_iter()
+                    .flat_map(|b| {
+                        [
+                            (format!("Payable ({})", b.currency), b.payable.to_string()),
+                            (format!("Pending ({})", b.currency), b.pending.to_string()),
+                            (format!("Paid so far ({})", b.currency), b.paid.to_string()),
+                        ]
+                    })
+                    .collect();
+                let progress = crate::tiers::progress(store, &ctx, &p.id).await.ok();
+                let tier = progress.as_ref().and_then(|g| g.current.as_ref().map(|t| t.name.clone()));
+                let next_tier = progress.and_then(|g| g.next.map(|(t, left)| format!("{left} more to reach {}.", t.name)));
+                for c in p.contacts.iter().filter(|c| !opted_out.contains(&c.id)) {
+                    let notice = Notice::Digest {
+                        month: month_name.clone(),
+                        pipeline: pipeline.clone(),
+                        earnings: Vec::clone(&earnings),
+                        tier: tier.clone(),
+                        next_tier: next_tier.clone(),
+                    };
+                    let mut payload = MailPayload::new(
+                        Mailbox { name: Some(c.name.clone()), email: c.email.as_str().to_owned() },
+                        workspace.name.clone(),
+                        notice,
+                    );
+                    payload.preferences_url = Some(cfg.preferences_url(&c.id));
+                    payload.unsubscribe_url = Some(cfg.unsubscribe_url(&c.id, Topic::Digest));
+                    items.push(NewOutboxItem {
+                        id: crate::ids::new_id("obx", now),
+                        workspace_id: ws.clone(),
+                        channel: Channel::Email,
+                        idempotency_key: format!("digest:{month}:{}", c.id),
+                        event: "digest".into(),
+                        target: c.email.as_str().to_owned(),
+                        payload: serde_json::to_value(payload).unwrap_or_default(),
+                        created_at: now,
+                    });
+                }
+            }
+            match batch.next_after {
+                Some(after) => page.after = Some(after),
+                None => break,
+            }
+        }
+        // Enqueued before the mark: a crash in between re-sends nothing (the keys).
+        queued += store.enqueue(&items).await?;
+        store.mark_digest_sent(&ws, &month).await?;
+    }
+    Ok(queued)
 }

@@ -54,7 +54,7 @@ pub struct AnnouncementOut {
     responses((status = 201, body = AnnouncementOut), (status = 422, body = Problem)))]
 async fn announce(State(s): State<AppState>, Auth(ctx): Auth, ApiJson(b): ApiJson<AnnouncementIn>) -> Result<Response, ApiError> {
     let a = notifications::Announcement { subject: b.subject, body: b.body, tier: b.tier.filter(|t| !t.is_empty()) };
-    let (id, mails) = notifications::announce(s.store.as_ref(), &ctx, a).await?;
+    let (id, mails) = notifications::announce(s.store.as_ref(), &s.links, &ctx, a).await?;
     Ok((StatusCode::CREATED, Json(AnnouncementOut { id, mails })).into_response())
 }
 
