@@ -54,6 +54,20 @@ impl Default for LoginLimits {
     }
 }
 
+impl LoginLimits {
+    /// Keys whose limit has fully recovered are dropped, so that a flood of
+    /// made-up addresses cannot grow the maps without bound.
+    fn forget_idle(&self) {
+        const KEEP: usize = 10_000;
+        if self.per_email.len() > KEEP {
+            self.per_email.retain_recent();
+        }
+        if self.per_address.len() > KEEP {
+            self.per_address.retain_recent();
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
@@ -219,6 +233,7 @@ pub async fn request_link(
         return login_form(&s, StatusCode::FORBIDDEN, "Please try again", "The form expired; send it again.");
     }
     let email = f.email.trim().to_lowercase();
+    s.login_limits.forget_idle();
     if s.login_limits.per_address.check_key(&peer.ip()).is_err() || s.login_limits.per_email.check_key(&email).is_err() {
         return message(StatusCode::TOO_MANY_REQUESTS, "Too many requests", "Please wait a few minutes before asking for another link.");
     }
