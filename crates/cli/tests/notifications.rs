@@ -26,6 +26,7 @@ on_both_engines!(
     the_schedule_warns_of_expiring_protection_and_stalled_deals_once,
     announcements_reach_a_tier_and_respect_opt_outs,
     the_monthly_digest_goes_out_once_with_a_one_click_unsubscribe,
+    commissions_that_become_payable_are_announced_once_per_partner_and_currency,
 );
 
 /// One request a receiver got.
@@ -585,6 +586,47 @@ async fn the_monthly_digest_goes_out_once_with_a_one_click_unsubscribe(engine: E
     assert_eq!(p["data"][0]["topics"], json!({"referral_updates": false, "earnings": false, "digest": true, "announcements": false}));
     let forged = h.app.client.get(format!("{}/preferences/{}", h.app.base, "0".repeat(50))).send().await.unwrap();
     assert_eq!(forged.status(), 404);
+    h.app.cleanup().await;
+}
+
+async fn commissions_that_become_payable_are_announced_once_per_partner_and_currency(engine: Engine) {
+    let h = Harness::new(engine).await;
+    for (company, amount) in [("Acme Rockets", "20000.00"), ("Globex", "5000.00")] {
+        let r = h.register(company).await;
+        h.stage(r["id"].as_str().unwrap(), "closed_won", Some(amount)).await;
+    }
+    h.drain(Timestamp::now()).await;
+    let before = h.mails().len();
+    let release = partnerloop_app::commissions::release_due;
+    assert_eq!(release(h.app.store.as_ref(), None, Timestamp::now()).await.unwrap(), 0, "still on hold");
+    h.drain(Timestamp::now()).await;
+    assert_eq!(h.mails().len(), before, "nothing payable, nothing said");
+
+    // After the 30-day hold both commissions become payable: one mail.
+    let later = Timestamp::now() + SignedDuration::from_hours(24 * 31);
+    assert_eq!(release(h.app.store.as_ref(), None, later).await.unwrap(), 2);
+    assert_eq!(release(h.app.store.as_ref(), None, later).await.unwrap(), 0);
+    h.drain(later).await;
+    let mails = h.mails();
+    assert_eq!(mails.len(), before + 1, "one mail for both commissions");
+    let mail = mails.last().unwrap();
+    assert_eq!(header(mail, "Subject"), Some("Commission payable: 2500.00 USD"));
+    let text = text_part(mail);
+    assert!(text.contains("2 commissions are now payable"), "{text}");
+    assert!(text.contains("Payable balance: 2500.00 USD"), "{text}");
+    let unsubscribe = header(mail, "List-Unsubscribe").unwrap();
+    assert!(unsubscribe.ends_with("/earnings>"), "under the earnings topic: {unsubscribe}");
+
+    // The event is in the audit log, by the scheduler, with the sum.
+    use partnerloop_app::Store as _;
+    let ws = h.app.store.workspace_by_slug("default").await.unwrap();
+    let log = h.app.store.audit_for(&ws.id, &h.partner).await.unwrap();
+    let rows: Vec<_> = log.iter().filter(|e| e.action == "commission.released").collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].actor, "scheduler");
+    let after = rows[0].after.clone().unwrap();
+    assert_eq!(after["amount"], json!({"amount": "2500.00", "currency": "USD"}));
+    assert_eq!(after["commissions"], 2);
     h.app.cleanup().await;
 }
 

@@ -203,6 +203,19 @@ pub fn content(n: &Notice) -> Content {
             m.action = Some(("Open the referral".into(), referral_url.clone()));
             m
         }
+        Notice::CommissionPayable { amount, commissions, balance, earnings_url } => {
+            let what = if *commissions == 1 { "commission is" } else { "commissions are" };
+            let mut m = c(
+                format!("Commission payable: {amount}"),
+                format!("{amount} is now payable to you"),
+                vec![format!("The hold period ended: {commissions} {what} now payable and will be in your next payout.")],
+            );
+            if let Some(b) = balance {
+                m.facts.push(("Payable balance".into(), b.clone()));
+            }
+            m.action = Some(("See your earnings".into(), earnings_url.clone()));
+            m
+        }
         Notice::PayoutSent { total, commissions, reference, statement_url } => {
             let mut m = c(format!("Payout sent: {total}"), format!("We sent you {total}"), Vec::new());
             m.facts.push(("Commissions".into(), commissions.to_string()));

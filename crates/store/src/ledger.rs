@@ -36,6 +36,29 @@ pub(crate) use entry_insert;
 
 use crate::rows::bad;
 
+/// Commissions released together: workspace, partner, currency, sum, count.
+#[derive(sqlx::FromRow)]
+struct ReleasedGroup(String, String, String, i64, i64);
+
+impl ReleasedGroup {
+    fn audit(&self, at: Timestamp) -> StoreResult<(WorkspaceId, AuditEntry)> {
+        let currency = Currency::parse("currency", &self.2).map_err(bad)?;
+        let entry = AuditEntry {
+            at,
+            actor: "scheduler".into(),
+            action: "commission.released".into(),
+            entity: "partner".into(),
+            entity_id: self.1.clone(),
+            before: None,
+            after: Some(serde_json::json!({
+                "amount": {"amount": Money::from_minor(self.3, currency).amount_string(), "currency": currency.code()},
+                "commissions": self.4,
+            })),
+        };
+        Ok((WorkspaceId::from_string(&self.0), entry))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct CommissionRow {
     id: String,
@@ -294,13 +317,17 @@ impl SqlStore {
         })
     }
 
+    /// Moves due commissions to `payable` with their `released` entries and,
+    /// per partner and currency, one `commission.released` audit row (the
+    /// event that tells the partner money is payable) — all in one
+    /// transaction.
     pub(crate) async fn release_due_commissions_(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64> {
         let now_text = to_text(now);
         let reason = "the hold period ended";
         let ws = ws.map(|w| w.as_str());
         match &self.db {
-            // One writer: the INSERT and the UPDATE see the same rows (by
-            // rowid, which skips a lookup through the id index per row).
+            // One writer: the INSERT, the SELECT and the UPDATE see the same
+            // rows (by rowid, which skips a lookup through the id index per row).
             Db::Sqlite { write, .. } => {
                 let mut tx = write.begin().await.map_err(map)?;
                 let moved = sqlx::query(concat!(
@@ -317,6 +344,18 @@ impl SqlStore {
                 .await
                 .map_err(map)?
                 .rows_affected();
+                let groups: Vec<ReleasedGroup> = sqlx::query_as(
+                    "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*)
+                     FROM commissions WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
+                     AND ($2 IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3)
+                     GROUP BY workspace_id, partner_id, currency",
+                )
+                .bind(&now_text)
+                .bind(ws)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map)?;
                 sqlx::query(
                     "UPDATE commissions SET status = 'payable', updated_at = $1
                      WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
@@ -328,28 +367,43 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
+                for g in &groups {
+                    let (ws, audit) = g.audit(now)?;
+                    insert_audit!(tx, ws, &audit);
+                }
                 tx.commit().await.map_err(map)?;
                 Ok(moved)
             }
-            // One statement: the rows moved are the rows recorded; rows
-            // another server is moving are skipped, not waited for.
+            // One statement moves the rows and records their entries (rows
+            // another server is moving are skipped, not waited for); its
+            // result is the moved rows per partner and currency.
             Db::Postgres(pool) => {
-                let moved = sqlx::query(concat!(
+                let mut tx = pool.begin().await.map_err(map)?;
+                let groups: Vec<ReleasedGroup> = sqlx::query_as(concat!(
                     "WITH due AS (SELECT id FROM commissions WHERE status = 'pending' AND available_at <= $1
                                   AND ($2::text IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
                           moved AS (UPDATE commissions c SET status = 'payable', updated_at = $1 FROM due WHERE c.id = due.id
-                                    RETURNING c.workspace_id, c.id, c.partner_id, c.referral_id, c.plan_id, c.amount_minor, c.currency) ",
+                                    RETURNING c.workspace_id, c.id, c.partner_id, c.referral_id, c.plan_id, c.amount_minor, c.currency),
+                          entries AS (",
                     entry_insert!(),
-                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $4, NULL FROM moved"
+                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $4, NULL FROM moved RETURNING 1)
+                     SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*)
+                     FROM moved GROUP BY workspace_id, partner_id, currency"
                 ))
                 .bind(&now_text)
                 .bind(ws)
                 .bind(i64::from(limit))
                 .bind(reason)
-                .execute(pool)
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(map)?
-                .rows_affected();
+                .map_err(map)?;
+                let mut moved = 0;
+                for g in &groups {
+                    moved += g.4 as u64;
+                    let (ws, audit) = g.audit(now)?;
+                    insert_audit!(tx, ws, &audit);
+                }
+                tx.commit().await.map_err(map)?;
                 Ok(moved)
             }
         }

@@ -38,6 +38,7 @@ const PUBLIC_EVENTS: &[&str] = &[
     "partner.created",
     "partner.updated",
     "partner.tier_changed",
+    "commission.released",
     "commission.reversed",
     "commission.adjusted",
     "payout.created",
@@ -115,6 +116,8 @@ pub(super) async fn items_for(
     } else if a.action == "partner.created" {
         let partner = store.partner(ws, &partnerloop_domain::ids::PartnerId::from_string(&a.entity_id)).await?;
         b.items.extend(crate::signin::welcome_items(store, cfg, ws, &view.name, &partner, now).await?);
+    } else if a.action == "commission.released" {
+        payable_items(store, cfg, &mut b, &after).await?;
     } else if a.action == "payout.paid" {
         payout_items(store, cfg, &mut b).await?;
     } else if a.action == "partner.tier_changed" {
@@ -278,6 +281,29 @@ async fn referral_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'
         }
     }
     Ok(())
+}
+
+/// Commissions that became payable: the partner's contacts hear the sum
+/// and their payable balance (a negative sum — a clawback released — is
+/// not news worth a mail).
+async fn payable_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>, after: &Value) -> Result<(), StoreError> {
+    let ws = b.ev.workspace_id.clone();
+    let (a, c) = (after["amount"]["amount"].as_str().unwrap_or_default(), after["amount"]["currency"].as_str().unwrap_or_default());
+    let Ok(amount) = partnerloop_domain::Money::parse("amount", a, c) else {
+        return Ok(());
+    };
+    if amount.minor() <= 0 {
+        return Ok(());
+    }
+    let partner = store.partner(&ws, &partnerloop_domain::ids::PartnerId::from_string(&b.ev.entry.entity_id)).await?;
+    let balance = store.partner_balances(&ws, &partner.id, b.now).await?.into_iter().find(|x| x.currency == amount.currency());
+    let notice = Notice::CommissionPayable {
+        amount: amount.to_string(),
+        commissions: after["commissions"].as_u64().unwrap_or_default(),
+        balance: balance.map(|x| x.payable.to_string()),
+        earnings_url: format!("{}/portal", cfg.base_url),
+    };
+    mail_partner(store, cfg, b, &partner, Topic::Earnings, notice, None).await
 }
 
 async fn payout_items(store: &dyn Store, cfg: &NotifyConfig, b: &mut Builder<'_>) -> Result<(), StoreError> {

@@ -125,6 +125,14 @@ pub enum Notice {
         days: i64,
         referral_url: String,
     },
+    /// Commissions whose hold ended: now payable, in the next payout.
+    CommissionPayable {
+        amount: String,
+        commissions: u64,
+        /// The partner's whole payable balance in that currency now.
+        balance: Option<String>,
+        earnings_url: String,
+    },
     PayoutSent {
         total: String,
         commissions: u64,
