@@ -59,6 +59,9 @@ pub trait SignInStore: Send + Sync {
     async fn status_link_version(&self, referral: &ReferralId) -> StoreResult<u32>;
     /// Bumps the version (revoking every earlier link), with the audit row.
     async fn revoke_status_links(&self, ws: &WorkspaceId, referral: &ReferralId, audit: &AuditEntry) -> StoreResult<u32>;
+    /// Deletes sign-in links and sessions that expired before `before`;
+    /// returns how many rows went.
+    async fn prune_sign_in(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 fn new_token() -> String {
@@ -165,6 +168,13 @@ pub async fn redeem(store: &dyn Store, token: &str, now: Timestamp) -> Result<Op
     let session = new_token();
     let until = now + SignedDuration::from_hours(24 * SESSION_DAYS);
     Ok(store.redeem_sign_in_link(&token_hash(token), &token_hash(&session), now, until).await?.map(|h| (session, h)))
+}
+
+/// Forgets expired sign-in links and sessions (a day after they expire, so
+/// a late click still gets "this link has expired", not "unknown link").
+/// The scheduler runs it hourly; returns how many rows went.
+pub async fn prune(store: &dyn Store, now: Timestamp) -> Result<u64, AppError> {
+    Ok(store.prune_sign_in(now - SignedDuration::from_hours(24)).await?)
 }
 
 pub async fn session(store: &dyn Store, token: &str, now: Timestamp) -> Result<Option<Holder>, AppError> {

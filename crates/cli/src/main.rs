@@ -302,6 +302,11 @@ async fn run_scheduler(store: Arc<SqlStore>, notify: partnerloop_app::notify::No
                 Ok(n) => tracing::info!(queued = n, "monthly digests"),
                 Err(e) => tracing::error!(error = ?e, "monthly digests failed"),
             }
+            match partnerloop_app::signin::prune(store.as_ref(), jiff::Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired sign-in links and sessions"),
+                Err(e) => tracing::error!(error = ?e, "pruning sign-in links failed"),
+            }
             match partnerloop_app::tiers::evaluate_all(store.as_ref(), jiff::Timestamp::now()).await {
                 Ok(r) if r.changed() == 0 => {}
                 Ok(r) => tracing::info!(promoted = r.promoted, demoted = r.demoted, reassigned = r.reassigned, "partner tiers changed"),

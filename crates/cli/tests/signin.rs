@@ -66,6 +66,16 @@ async fn a_link_opens_one_session_even_when_redeemed_32_times_at_once(engine: En
     let anonymous = client.get(format!("{}/portal", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(anonymous.contains("Email me a sign-in link") && !anonymous.contains("Northwind"));
 
+    // Pruning keeps live sessions and forgets expired ones (with the link).
+    let prune = partnerloop_app::signin::prune;
+    assert_eq!(prune(app.store.as_ref(), Timestamp::now()).await.unwrap(), 0, "nothing has expired");
+    let still = client.get(format!("{}/portal", app.base)).header("cookie", cookie_value(&session)).send().await.unwrap();
+    assert!(still.text().await.unwrap().contains("Northwind"));
+    let much_later = Timestamp::now() + SignedDuration::from_hours(24 * 400);
+    assert_eq!(prune(app.store.as_ref(), much_later).await.unwrap(), 2, "the used link and the session");
+    let gone = client.get(format!("{}/portal", app.base)).header("cookie", cookie_value(&session)).send().await.unwrap();
+    assert!(!gone.text().await.unwrap().contains("Northwind"), "a pruned session signs nobody in");
+
     // A partner token may not make links.
     let key: Value = app.post(&format!("/api/v1/partners/{id}/api-keys"), &app.admin, &json!({})).await.json().await.unwrap();
     let r = app.post(&format!("/api/v1/partners/{id}/magic-link"), key["token"].as_str().unwrap(), &json!({})).await;

@@ -95,6 +95,18 @@ impl SignInStore for SqlStore {
         Ok(row.map(holder))
     }
 
+    async fn prune_sign_in(&self, before: Timestamp) -> StoreResult<u64> {
+        on_write!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map)?;
+            let mut gone = 0;
+            for sql in ["DELETE FROM sign_in_links WHERE expires_at < $1", "DELETE FROM portal_sessions WHERE expires_at < $1"] {
+                gone += sqlx::query(sql).bind(to_text(before)).execute(&mut *tx).await.map_err(map)?.rows_affected();
+            }
+            tx.commit().await.map_err(map)?;
+            Ok(gone)
+        })
+    }
+
     async fn contact_holder(&self, contact: &ContactId) -> StoreResult<Option<Holder>> {
         let row: Option<(String, String, String)> =
             on_read!(self, |pool| sqlx::query_as("SELECT workspace_id, partner_id, id FROM partner_contacts WHERE id = $1")
