@@ -8,6 +8,8 @@
 pub mod accounts;
 pub mod auth;
 pub mod commissions;
+pub mod crm;
+pub mod crm_sync;
 pub mod ctx;
 pub mod deals;
 pub mod error;

@@ -241,6 +241,7 @@ pub struct ReferralChange {
 #[async_trait]
 pub trait Store:
     crate::outbox::OutboxStore
+    + crate::crm_sync::CrmStore
     + crate::inbound::InboundStore
     + crate::signin::SignInStore
     + crate::notify::scheduled::ScheduleStore

@@ -49,6 +49,8 @@ pub struct Dispatcher {
     notify: NotifyConfig,
     mail: Arc<dyn Transport>,
     http: Arc<dyn Transport>,
+    /// CRM writes; without a CRM set up, CRM items wait.
+    crm: Option<Arc<dyn Transport>>,
     /// Wakes the loop early (a test, or a write that wants prompt delivery).
     pub wake: Arc<Notify>,
     lease: jiff::SignedDuration,
@@ -56,7 +58,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, notify: NotifyConfig, mail: Arc<dyn Transport>, http: Arc<dyn Transport>) -> Self {
-        Self { store, notify, mail, http, wake: Arc::new(Notify::new()), lease: LEASE }
+        Self { store, notify, mail, http, crm: None, wake: Arc::new(Notify::new()), lease: LEASE }
+    }
+
+    /// Delivers CRM items through `crm`.
+    pub fn with_crm(mut self, crm: Arc<dyn Transport>) -> Self {
+        self.crm = Some(crm);
+        self
     }
 
     /// How long a claimed item stays hidden from other dispatchers.
@@ -69,7 +77,7 @@ impl Dispatcher {
         match channel {
             Channel::Email => Some(self.mail.clone()),
             Channel::Webhook | Channel::Slack => Some(self.http.clone()),
-            Channel::Crm => None,
+            Channel::Crm => self.crm.clone(),
         }
     }
 
@@ -91,8 +99,8 @@ impl Dispatcher {
         let mut running = JoinSet::new();
         for item in items {
             let Some(t) = self.transport(item.channel) else {
-                // Nothing enqueues CRM items until a connector exists; one
-                // that appears waits out its lease and is claimed again.
+                // A CRM item without a CRM transport (not wired in this
+                // process) waits out its lease and is claimed again.
                 continue;
             };
             let store = self.store.clone();

@@ -7,6 +7,7 @@
 //! [`transport::Failure`] (transient or permanent). Secrets (SMTP password,
 //! webhook secrets, the Slack URL) are never logged.
 
+pub mod crm;
 pub mod dispatcher;
 pub mod email;
 pub mod http;

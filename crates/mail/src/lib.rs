@@ -9,3 +9,9 @@ pub mod inbound;
 pub mod intake;
 pub mod smtp_in;
 pub mod strip;
+
+// Under `cargo bolero test` every test binary of this package is built with
+// libFuzzer's coverage instrumentation, which needs libFuzzer linked in: the
+// unit tests link it through bolero too (they have no fuzz targets).
+#[cfg(all(test, fuzzing))]
+extern crate bolero as _;

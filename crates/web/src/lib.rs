@@ -52,6 +52,8 @@ pub struct AppState {
     /// Public URL and link-signing key, for sign-in and status links.
     pub links: Arc<partnerloop_app::notify::NotifyConfig>,
     pub login_limits: Arc<portal::LoginLimits>,
+    /// CRM connectors (HubSpot, Salesforce), when the binary wires them in.
+    pub crm_hub: Option<Arc<partnerloop_app::crm_sync::CrmHub>>,
 }
 
 impl AppState {
@@ -72,7 +74,14 @@ impl AppState {
                 default_slack_workspace: None,
             }),
             login_limits: Arc::default(),
+            crm_hub: None,
         }
+    }
+
+    /// Turns on CRM sync-now and the CRM webhooks.
+    pub fn with_crm(mut self, hub: Arc<partnerloop_app::crm_sync::CrmHub>) -> Self {
+        self.crm_hub = Some(hub);
+        self
     }
 
     /// The public URL and inbound domain that links and addresses use.

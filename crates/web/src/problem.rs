@@ -49,6 +49,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A service partnerloop calls (the CRM) failed.
+    #[error("upstream failed: {0}")]
+    BadGateway(String),
 }
 
 impl From<Vec<FieldError>> for ApiError {
@@ -111,6 +114,7 @@ impl IntoResponse for ApiError {
             ApiError::NoRoute => problem(StatusCode::NOT_FOUND, "not-found", "no such resource", vec![]),
             ApiError::MethodNotAllowed => problem(StatusCode::METHOD_NOT_ALLOWED, "method", "method not allowed here", vec![]),
             ApiError::Unavailable(detail) => problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail, vec![]),
+            ApiError::BadGateway(detail) => problem(StatusCode::BAD_GATEWAY, "upstream", detail, vec![]),
         }
     }
 }

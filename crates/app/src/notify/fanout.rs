@@ -66,6 +66,8 @@ pub(super) struct WorkspaceView {
     pub name: String,
     pub endpoints: Vec<WebhookEndpoint>,
     pub settings: Option<NotificationSettings>,
+    /// The connected CRM, if any: referral changes are written to it.
+    pub crm: Option<crate::crm::CrmKind>,
 }
 
 impl WorkspaceView {
@@ -74,6 +76,7 @@ impl WorkspaceView {
             name: store.workspace(ws).await?.name,
             endpoints: store.webhook_endpoints(ws).await?,
             settings: store.notification_settings(ws).await?,
+            crm: store.crm_connection(ws).await?.map(|c| c.kind),
         })
     }
 }
@@ -112,6 +115,16 @@ pub(super) async fn items_for(
     }
 
     if a.entity == "referral" {
+        if let Some(kind) = view.crm {
+            for op in crate::crm_sync::ops_for(&a.action, &a.actor, &after, &a.entity_id) {
+                let name = match &op {
+                    crate::crm_sync::CrmOp::SyncDeal { .. } => "sync_deal",
+                    crate::crm_sync::CrmOp::SetStage { .. } => "set_stage",
+                    crate::crm_sync::CrmOp::AddNote { .. } => "add_note",
+                };
+                b.push(Channel::Crm, &a.action, name, kind.as_str(), serde_json::to_value(&op).unwrap_or_default());
+            }
+        }
         referral_items(store, cfg, &mut b, &after).await?;
     } else if a.action == "partner.created" {
         let partner = store.partner(ws, &partnerloop_domain::ids::PartnerId::from_string(&a.entity_id)).await?;

@@ -9,6 +9,7 @@ use crate::AppState;
 
 pub mod accounts;
 pub mod commissions;
+pub mod crm;
 pub mod deals;
 pub mod dto;
 pub mod notifications;
@@ -62,6 +63,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(commissions::router())
         .merge(payouts::router())
         .merge(notifications::router())
+        .merge(crm::router())
         .merge(signin::router())
         .merge(tiers::router())
 }
