@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod commissions;
+pub mod crm;
 pub mod ctx;
 pub mod deals;
 pub mod error;

@@ -1,0 +1,194 @@
+//! Writing partner-sourced deals and notes to HubSpot, idempotently (see
+//! the rules in [`super`]).
+
+use jiff::Timestamp;
+use partnerloop_app::crm::{CrmCompany, CrmContact, CrmError, CrmRefs, DealForSync};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::client::HubSpotClient;
+use super::{
+    HubSpotConfig, PROP_PARTNER_ID, PROP_PARTNER_NAME, PROP_PARTNER_SOURCED, PROP_REFERRAL_ID, amount_property, assoc, association, filter,
+    id_of, objects, search_body,
+};
+
+pub async fn sync_deal(
+    client: &HubSpotClient,
+    config: &HubSpotConfig,
+    deal: &DealForSync,
+    known: Option<&CrmRefs>,
+) -> Result<CrmRefs, CrmError> {
+    let (company_id, company_new) = match known.and_then(|k| k.company_id.clone()) {
+        Some(id) => (id, false),
+        None => find_or_create_company(client, &deal.company).await?,
+    };
+    let (contact_id, contact_new) = match (&deal.contact, known.and_then(|k| k.contact_id.clone())) {
+        (None, _) => (None, false),
+        (Some(_), Some(id)) => (Some(id), false),
+        (Some(contact), None) => {
+            let (id, new) = find_or_create_contact(client, contact, &company_id).await?;
+            (Some(id), new)
+        }
+    };
+    let existing = match known {
+        Some(k) => Some(k.deal_id.clone()),
+        None => find_deal(client, &deal.referral_id).await?,
+    };
+    let deal_id = match existing {
+        Some(deal_id) => {
+            // The CRM owns the stage once the deal exists: set_stage moves it.
+            let properties = deal_properties(config, deal, false);
+            client.send(Method::PATCH, &format!("{}/{}", objects::DEALS, deal_id), Some(&json!({"properties": properties}))).await?;
+            if company_new {
+                associate(client, &deal_id, "companies", &company_id).await?;
+            }
+            if let (true, Some(contact_id)) = (contact_new, &contact_id) {
+                associate(client, &deal_id, "contacts", contact_id).await?;
+            }
+            deal_id
+        }
+        None => {
+            let mut associations = vec![association(&company_id, assoc::DEAL_TO_COMPANY_PRIMARY)];
+            if let Some(contact_id) = &contact_id {
+                associations.push(association(contact_id, assoc::DEAL_TO_CONTACT));
+            }
+            let body = json!({"properties": deal_properties(config, deal, true), "associations": associations});
+            match client.post(objects::DEALS, &body).await {
+                Ok(created) => id_of(&created)?,
+                // The unique referral id exists: an earlier attempt created it.
+                Err(CrmError::Rejected { status: 409, .. }) => find_deal(client, &deal.referral_id)
+                    .await?
+                    .ok_or_else(|| CrmError::Unavailable("HubSpot reported a duplicate deal it cannot find yet".into()))?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    Ok(CrmRefs { company_id: Some(company_id), contact_id, deal_id })
+}
+
+fn deal_properties(config: &HubSpotConfig, deal: &DealForSync, with_stage: bool) -> Map<String, Value> {
+    let mut p = Map::new();
+    let mut set = |k: &str, v: String| {
+        p.insert(k.to_string(), Value::String(v));
+    };
+    set("dealname", deal.deal_name.clone());
+    if with_stage {
+        set("pipeline", config.pipeline.clone());
+        set("dealstage", deal.stage.clone());
+    }
+    if let Some(amount) = deal.amount {
+        set("amount", amount_property(amount));
+        set("deal_currency_code", amount.currency().code().to_string());
+    }
+    if let Some(date) = deal.close_date {
+        set("closedate", format!("{date}T00:00:00Z"));
+    }
+    set(PROP_PARTNER_NAME, deal.partner_name.clone());
+    set(PROP_PARTNER_ID, deal.partner_id.clone());
+    set(PROP_REFERRAL_ID, deal.referral_id.clone());
+    set(PROP_PARTNER_SOURCED, "true".into());
+    p
+}
+
+/// The deal partnerloop created for this referral, read by the unique
+/// property (consistent right after the write, unlike search).
+async fn find_deal(client: &HubSpotClient, referral_id: &str) -> Result<Option<String>, CrmError> {
+    let path = format!("{}/{}?idProperty={}&properties={}", objects::DEALS, encode(referral_id), PROP_REFERRAL_ID, PROP_REFERRAL_ID);
+    match client.get(&path).await {
+        Ok(found) => Ok(Some(id_of(&found)?)),
+        Err(CrmError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn find_or_create_company(client: &HubSpotClient, company: &CrmCompany) -> Result<(String, bool), CrmError> {
+    let by = match &company.domain {
+        Some(domain) => filter("domain", "EQ", domain),
+        None => filter("name", "EQ", &company.name),
+    };
+    let found = client.post(&format!("{}/search", objects::COMPANIES), &search_body(vec![by], &["name", "domain"], 1, "0", &[])).await?;
+    if let Some(first) = found.get("results").and_then(Value::as_array).and_then(|r| r.first()) {
+        return Ok((id_of(first)?, false));
+    }
+    let mut properties = json!({"name": company.name});
+    if let Some(domain) = &company.domain {
+        properties["domain"] = Value::String(domain.clone());
+    }
+    let created = client.post(objects::COMPANIES, &json!({"properties": properties, "associations": []})).await?;
+    Ok((id_of(&created)?, true))
+}
+
+async fn find_or_create_contact(client: &HubSpotClient, contact: &CrmContact, company_id: &str) -> Result<(String, bool), CrmError> {
+    let email = contact.email.trim().to_ascii_lowercase();
+    let read = format!("{}/{}?idProperty=email&properties=email", objects::CONTACTS, encode(&email));
+    match client.get(&read).await {
+        Ok(found) => return Ok((id_of(&found)?, false)),
+        Err(CrmError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut properties = json!({"email": email});
+    if let Some(first) = &contact.first_name {
+        properties["firstname"] = Value::String(first.clone());
+    }
+    if let Some(last) = &contact.last_name {
+        properties["lastname"] = Value::String(last.clone());
+    }
+    let body = json!({"properties": properties, "associations": [association(company_id, assoc::CONTACT_TO_COMPANY_PRIMARY)]});
+    match client.post(objects::CONTACTS, &body).await {
+        Ok(created) => Ok((id_of(&created)?, true)),
+        // Emails are unique in HubSpot: an earlier attempt created it.
+        Err(CrmError::Rejected { status: 409, .. }) => Ok((id_of(&client.get(&read).await?)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Default (unlabelled) association deal → company/contact, v4; idempotent.
+async fn associate(client: &HubSpotClient, deal_id: &str, to: &str, to_id: &str) -> Result<(), CrmError> {
+    let path = format!("/crm/v4/objects/deals/{deal_id}/associations/default/{to}/{to_id}");
+    client.send(Method::PUT, &path, None).await.map(|_| ())
+}
+
+/// The token that ends a note's body and finds it again: `plk` + 32 hex
+/// digits of SHA-256(key), one word for HubSpot's token search.
+pub fn note_marker(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("plk{hex}")
+}
+
+pub async fn add_note(client: &HubSpotClient, deal_id: &str, key: &str, html_body: &str, at: Timestamp) -> Result<String, CrmError> {
+    let marker = note_marker(key);
+    let search = search_body(
+        vec![filter("hs_note_body", "CONTAINS_TOKEN", &marker), filter("associations.deal", "EQ", deal_id)],
+        &["hs_note_body"],
+        1,
+        "0",
+        &[],
+    );
+    let found = client.post(&format!("{}/search", objects::NOTES), &search).await?;
+    if let Some(first) = found.get("results").and_then(Value::as_array).and_then(|r| r.first()) {
+        return id_of(first);
+    }
+    let body = json!({
+        "properties": {
+            "hs_timestamp": at.round(jiff::Unit::Millisecond).unwrap_or(at).to_string(),
+            "hs_note_body": format!("{html_body}<p><small>partnerloop {marker}</small></p>"),
+        },
+        "associations": [association(deal_id, assoc::NOTE_TO_DEAL)],
+    });
+    id_of(&client.post(objects::NOTES, &body).await?)
+}
+
+/// Percent-encodes one path segment (ids may hold `@`, `+`, spaces).
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
