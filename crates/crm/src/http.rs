@@ -112,6 +112,19 @@ fn short(body: &str) -> String {
     }
 }
 
+/// Percent-encodes one path or query segment (ids may hold `@`, `+`, spaces).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `1500.00` from minor units and the currency's exponent, exactly.
 pub fn decimal_text(money: Money) -> String {
     money.amount_string()

@@ -6,6 +6,7 @@
 pub mod http;
 pub mod hubspot;
 pub mod hubspot_webhook;
+pub mod salesforce;
 
 #[cfg(feature = "fake")]
 pub mod fake;

@@ -10,3 +10,9 @@ pub mod spec;
 
 pub use hubspot::{Failure, FakeHubSpot, RequestRecord, Violation, sign_webhook};
 pub use hubspot_store::{HubAssociation, HubObject};
+
+mod salesforce;
+mod salesforce_data;
+mod soql;
+
+pub use salesforce::{FAKE_SF_TOKEN, FakeSalesforce};

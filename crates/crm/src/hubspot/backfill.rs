@@ -13,8 +13,8 @@ use partnerloop_app::crm::{BackfillPage, CrmAccount, CrmError, CrmOpenDeal};
 use serde_json::{Value, json};
 
 use super::client::HubSpotClient;
-use super::sync::encode;
 use super::{PROP_REFERRAL_ID, id_of, objects, prop};
+use crate::http::encode_segment as encode;
 
 pub const PAGE: usize = 100;
 

@@ -12,6 +12,7 @@ use super::{
     HubSpotConfig, PROP_PARTNER_ID, PROP_PARTNER_NAME, PROP_PARTNER_SOURCED, PROP_REFERRAL_ID, amount_property, assoc, association, filter,
     id_of, objects, search_body,
 };
+use crate::http::encode_segment as encode;
 
 pub async fn sync_deal(
     client: &HubSpotClient,
@@ -178,17 +179,4 @@ pub async fn add_note(client: &HubSpotClient, deal_id: &str, key: &str, html_bod
         "associations": [association(deal_id, assoc::NOTE_TO_DEAL)],
     });
     id_of(&client.post(objects::NOTES, &body).await?)
-}
-
-/// Percent-encodes one path segment (ids may hold `@`, `+`, spaces).
-pub fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
