@@ -112,6 +112,13 @@ fn short(body: &str) -> String {
     }
 }
 
+/// A path fit for logs: no query, and at most the first four segments
+/// (`/crm/v3/objects/contacts`), since later ones can be email addresses.
+pub fn log_path(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    path.split('/').take(5).collect::<Vec<_>>().join("/")
+}
+
 /// Percent-encodes one path or query segment (ids may hold `@`, `+`, spaces).
 pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -170,5 +177,6 @@ mod tests {
         assert!(matches!(status_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), "x"), CrmError::Rejected { status: 400, .. }));
         assert!(matches!(status_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), ""), CrmError::Unauthorized(_)));
         assert!(format!("{:?}", Secret::new("pat-na1-123")).find("pat-na1").is_none());
+        assert_eq!(log_path("/crm/v3/objects/contacts/jane%40acme.com?idProperty=email"), "/crm/v3/objects/contacts");
     }
 }

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::HubSpotConfig;
-use crate::http::{Secret, client, retry_after, status_error, transport_error};
+use crate::http::{Secret, client, log_path, retry_after, status_error, transport_error};
 
 pub struct HubSpotClient {
     http: reqwest::Client,
@@ -83,14 +83,16 @@ impl HubSpotClient {
                 self.limited.fetch_add(1, Ordering::Relaxed);
                 let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
                 if !waited && wait <= self.max_inline_wait {
-                    tracing::debug!(method = %method, path = path_and_query.split('?').next().unwrap_or_default(), ?wait, "HubSpot rate limit: waiting");
+                    tracing::debug!(method = %method, path = log_path(path_and_query), ?wait, "HubSpot rate limit: waiting");
                     tokio::time::sleep(wait).await;
                     waited = true;
                     continue;
                 }
             }
             let error = status_error(status, &headers, &text);
-            tracing::warn!(method = %method, path = path_and_query.split('?').next().unwrap_or_default(), status = status.as_u16(), "HubSpot call failed");
+            if !matches!(error, CrmError::NotFound(_)) {
+                tracing::warn!(method = %method, path = log_path(path_and_query), status = status.as_u16(), "HubSpot call failed");
+            }
             return Err(error);
         }
     }

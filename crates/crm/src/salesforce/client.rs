@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::auth::{Session, exchange, jwt_assertion};
 use super::{SalesforceAuth, SalesforceConfig};
-use crate::http::{client, status_error, transport_error};
+use crate::http::{client, log_path, status_error, transport_error};
 
 pub struct SalesforceClient {
     http: reqwest::Client,
@@ -105,8 +105,7 @@ impl SalesforceClient {
             if text.contains("REQUEST_LIMIT_EXCEEDED") {
                 return Err(CrmError::RateLimited { retry_after: self.config.backoff_for });
             }
-            let path_only = path.split('?').next().unwrap_or_default();
-            tracing::warn!(method = %method, path = path_only, status = status.as_u16(), "Salesforce call failed");
+            tracing::warn!(method = %method, path = log_path(path), status = status.as_u16(), "Salesforce call failed");
             return Err(status_error(status, &headers, &text));
         }
     }
