@@ -11,11 +11,18 @@
 //!   refused by HubSpot with 409, which we answer by reading it back;
 //! - contact: HubSpot keeps emails unique: read by `idProperty=email`, a
 //!   409 on create is read back the same way;
-//! - company: search by domain (or by name when there is none);
-//! - note: a marker `plk<hash of key>` ends the body; search for it on the
-//!   deal's notes before creating.
-//!   Search is eventually consistent (seconds): a retry within that window
-//!   after a lost answer could still duplicate a company or a note.
+//! - company: search by domain (or by name when there is none) to find
+//!   companies sales already has; when none, `companies/batch/upsert` by
+//!   the unique `partnerloop_company_key`, so a retry after a lost answer
+//!   updates the company it created instead of adding one;
+//! - note: a marker `plk<hash of key>` ends the body; before creating, the
+//!   deal's notes are listed through its v4 associations and read in
+//!   batches to look for it.
+//!
+//! Only "does sales already have this company?" uses search, whose index
+//! lags writes by seconds; everything a retry must find again is read by
+//! unique property or through associations, which the search index does
+//! not serve.
 //!
 //! Rate limiting: a client-side governor spaces calls evenly at
 //! `requests_per_10s` (default 90, under the 100 of the smallest plan). A
@@ -52,6 +59,12 @@ pub const PROP_PARTNER_NAME: &str = "partnerloop_partner_name";
 pub const PROP_PARTNER_ID: &str = "partnerloop_partner_id";
 pub const PROP_REFERRAL_ID: &str = "partnerloop_referral_id";
 pub const PROP_PARTNER_SOURCED: &str = "partnerloop_partner_sourced";
+
+/// partnerloop's unique company key (the domain, or `name:<lower-case
+/// name>`): companies partnerloop creates are upserted by it, so a retry
+/// finds them even before HubSpot's search index does.
+pub const COMPANY_KEY_PROPERTY: (&str, &str, &str, &str, bool) = (PROP_COMPANY_KEY, "Company key (partnerloop)", "string", "text", true);
+pub const PROP_COMPANY_KEY: &str = "partnerloop_company_key";
 
 /// Default association type ids (HUBSPOT_DEFINED).
 pub mod assoc {
@@ -127,6 +140,36 @@ impl HubSpot {
     }
 }
 
+/// Creates a custom property when absent (a 409 means an earlier or
+/// concurrent attempt created it).
+async fn ensure_property(
+    client: &HubSpotClient,
+    object: &str,
+    group: &str,
+    (name, label, kind, field_type, unique): (&str, &str, &str, &str, bool),
+) -> Result<(), CrmError> {
+    match client.get(&format!("/crm/v3/properties/{object}/{name}")).await {
+        Ok(_) => return Ok(()),
+        Err(CrmError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut body = json!({
+        "name": name, "label": label, "type": kind, "fieldType": field_type,
+        "groupName": group, "hasUniqueValue": unique,
+        "description": "Set by partnerloop for partner-sourced records.",
+    });
+    if kind == "bool" {
+        body["options"] = json!([
+            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": false},
+            {"label": "No", "value": "false", "displayOrder": 1, "hidden": false}
+        ]);
+    }
+    match client.send(reqwest::Method::POST, &format!("/crm/v3/properties/{object}"), Some(&body)).await {
+        Ok(_) | Err(CrmError::Rejected { status: 409, .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `"1500.00"`, exactly from minor units.
 pub(crate) fn amount_property(amount: Money) -> String {
     decimal_text(amount)
@@ -171,30 +214,9 @@ impl CrmConnector for HubSpot {
 
     async fn prepare(&self) -> Result<(), CrmError> {
         for (name, label, kind, field_type, unique) in DEAL_PROPERTIES {
-            match self.client.get(&format!("/crm/v3/properties/deals/{name}")).await {
-                Ok(_) => continue,
-                Err(CrmError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-            let mut body = json!({
-                "name": name, "label": label, "type": kind, "fieldType": field_type,
-                "groupName": "dealinformation", "hasUniqueValue": unique,
-                "description": "Set by partnerloop for partner-sourced deals.",
-            });
-            if kind == "bool" {
-                body["options"] = json!([
-                    {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": false},
-                    {"label": "No", "value": "false", "displayOrder": 1, "hidden": false}
-                ]);
-            }
-            match self.client.send(reqwest::Method::POST, "/crm/v3/properties/deals", Some(&body)).await {
-                Ok(_) => {}
-                // Created by a concurrent or earlier, timed-out attempt.
-                Err(CrmError::Rejected { status: 409, .. }) => {}
-                Err(e) => return Err(e),
-            }
+            ensure_property(&self.client, "deals", "dealinformation", (name, label, kind, field_type, unique)).await?;
         }
-        Ok(())
+        ensure_property(&self.client, "companies", "companyinformation", COMPANY_KEY_PROPERTY).await
     }
 
     async fn stages(&self) -> Result<Vec<CrmStage>, CrmError> {

@@ -59,6 +59,7 @@ async fn a_referral_becomes_a_partner_sourced_deal_with_company_and_contact() {
     let companies = fake.companies();
     assert_eq!(companies.len(), 1);
     assert_eq!((companies[0].prop("name"), companies[0].prop("domain")), (Some("ACME"), Some("acme.com")));
+    assert_eq!(companies[0].prop("partnerloop_company_key"), Some("acme.com"));
     let contacts = fake.contacts();
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0].prop("email"), Some("jane@acme.com"));
@@ -87,9 +88,11 @@ async fn a_referral_becomes_a_partner_sourced_deal_with_company_and_contact() {
     assert_eq!(defs.len(), 4);
     assert_eq!(defs["partnerloop_referral_id"]["hasUniqueValue"], true);
     assert_eq!(defs["partnerloop_partner_sourced"]["fieldType"], "booleancheckbox");
+    assert_eq!(fake.property_definitions("companies")["partnerloop_company_key"]["hasUniqueValue"], true);
     // prepare is idempotent: properties that exist are left alone.
     hubspot.prepare().await.unwrap();
     assert_eq!(fake.calls_to("POST /crm/v3/properties/deals"), 4);
+    assert_eq!(fake.calls_to("POST /crm/v3/properties/companies"), 1);
 }
 
 #[tokio::test]
@@ -114,11 +117,14 @@ async fn answers_lost_after_the_write_are_retried_without_duplicates() {
     let fake = FakeHubSpot::start().await;
     let hubspot = connector(&fake);
     hubspot.prepare().await.unwrap();
-    fake.fail_next_at("POST /crm/v3/objects/companies", 1, Failure::ServerErrorAfterWrite);
+    // Search does not see the new company yet: the unique key must.
+    fake.set_search_lag(Duration::from_secs(30));
+    fake.fail_next_at("POST /crm/v3/objects/companies/batch/upsert", 1, Failure::ServerErrorAfterWrite);
     fake.fail_next_at("POST /crm/v3/objects/contacts", 1, Failure::ServerErrorAfterWrite);
     fake.fail_next_at("POST /crm/v3/objects/0-3", 1, Failure::ServerErrorAfterWrite);
     let (refs, attempts) = with_retries(&hubspot, &acme_deal("ref_3")).await;
     assert_eq!(attempts, 4, "three lost answers, then success");
+    assert_eq!(fake.calls_to("POST /crm/v3/objects/companies/batch/upsert"), 4);
     assert_eq!((fake.count("companies"), fake.count("contacts"), fake.count("deals")), (1, 1, 1));
     assert_eq!(fake.deals()[0].id, refs.deal_id);
     assert_eq!(linked(&fake.deals()[0], "companies", 5).len(), 1);
@@ -128,6 +134,7 @@ async fn answers_lost_after_the_write_are_retried_without_duplicates() {
 async fn outages_and_rate_limits_are_retried_by_the_caller_into_exactly_one_deal() {
     let fake = FakeHubSpot::start().await;
     let hubspot = connector(&fake);
+    hubspot.prepare().await.unwrap();
     fake.fail_next(3, Failure::ServerError);
     fake.fail_next(2, Failure::RateLimited { retry_after_secs: 30 });
     let first = hubspot.sync_deal(&acme_deal("ref_4"), None).await.unwrap_err();
@@ -147,6 +154,7 @@ async fn outages_and_rate_limits_are_retried_by_the_caller_into_exactly_one_deal
 async fn a_short_retry_after_is_waited_out_inside_the_call() {
     let fake = FakeHubSpot::start().await;
     let hubspot = connector(&fake);
+    hubspot.prepare().await.unwrap();
     fake.fail_next(1, Failure::RateLimited { retry_after_secs: 1 });
     let started = std::time::Instant::now();
     hubspot.sync_deal(&acme_deal("ref_5"), None).await.unwrap();
@@ -187,6 +195,8 @@ async fn a_note_added_twice_with_one_key_is_one_note_on_the_deal() {
     let hubspot = connector(&fake);
     hubspot.prepare().await.unwrap();
     let refs = hubspot.sync_deal(&acme_deal("ref_6"), None).await.unwrap();
+    // Search cannot see the notes yet: the check must not rely on it.
+    fake.set_search_lag(Duration::from_secs(30));
     let at = Timestamp::from_second(1_764_000_000).unwrap();
     let first = hubspot.add_note(&refs.deal_id, "outbox-item-1", "<p>Partner reply: they signed</p>", at).await.unwrap();
     let again = hubspot.add_note(&refs.deal_id, "outbox-item-1", "<p>Partner reply: they signed</p>", at).await.unwrap();

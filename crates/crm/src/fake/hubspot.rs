@@ -57,7 +57,10 @@ pub struct Violation {
 
 pub(crate) struct HubState {
     pub objects: Objects,
-    pub deal_properties: BTreeMap<String, Value>,
+    /// Custom property definitions per object type (`deals`, `companies`).
+    pub property_defs: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Search does not see objects younger than this (HubSpot's index lag).
+    pub search_lag: Duration,
     pub requests: Vec<RequestRecord>,
     pub violations: Vec<Violation>,
     pub failures: VecDeque<Failure>,
@@ -85,7 +88,8 @@ impl FakeHubSpot {
         let shared = Arc::new(Shared {
             state: Mutex::new(HubState {
                 objects: Objects::default(),
-                deal_properties: BTreeMap::new(),
+                property_defs: BTreeMap::new(),
+                search_lag: Duration::ZERO,
                 requests: Vec::new(),
                 violations: Vec::new(),
                 failures: VecDeque::new(),
@@ -127,7 +131,17 @@ impl FakeHubSpot {
     }
     /// Definitions of the custom deal properties created through the API.
     pub fn deal_property_definitions(&self) -> BTreeMap<String, Value> {
-        self.state().deal_properties.clone()
+        self.property_definitions("deals")
+    }
+    /// Custom property definitions of an object type (`companies`…).
+    pub fn property_definitions(&self, object: &str) -> BTreeMap<String, Value> {
+        self.state().property_defs.get(object).cloned().unwrap_or_default()
+    }
+
+    /// Search will not see objects created or changed less than `lag` ago,
+    /// as HubSpot's search index lags behind writes by a few seconds.
+    pub fn set_search_lag(&self, lag: Duration) {
+        self.state().search_lag = lag;
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {

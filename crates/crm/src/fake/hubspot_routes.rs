@@ -47,28 +47,38 @@ pub(crate) fn route(state: &mut HubState, method: &Method, path: &str, query: &s
     let empty = json!({});
     let body = body.unwrap_or(&empty);
     match (method.as_str(), segments.as_slice()) {
-        ("GET", ["crm", "v3", "properties", "deals", name]) => match state.deal_properties.get(*name) {
-            Some(def) => (StatusCode::OK, def.clone()),
-            None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("property {name} does not exist")),
-        },
-        ("POST", ["crm", "v3", "properties", "deals"]) => {
+        ("GET", ["crm", "v3", "properties", t, name]) => {
+            match object_type(t).and_then(|k| state.property_defs.get(k)).and_then(|d| d.get(*name)) {
+                Some(def) => (StatusCode::OK, def.clone()),
+                None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("property {name} does not exist")),
+            }
+        }
+        ("POST", ["crm", "v3", "properties", t]) => {
+            let Some(kind) = object_type(t) else { return error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "unknown object type") };
             let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            if state.deal_properties.contains_key(&name) {
+            let defs = state.property_defs.entry(kind.to_string()).or_default();
+            if defs.contains_key(&name) {
                 return error(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", &format!("property {name} already exists"));
             }
-            state.deal_properties.insert(name, body.clone());
+            defs.insert(name, body.clone());
             (StatusCode::CREATED, body.clone())
         }
+        ("POST", ["crm", "v3", "objects", t, "batch", "upsert"]) => match object_type(t) {
+            Some(kind) => upsert(state, kind, body, now),
+            None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "unknown object type"),
+        },
         ("GET", ["crm", "v3", "pipelines", "deals"]) => (StatusCode::OK, pipelines()),
         ("POST", ["crm", "v3", "objects", t]) => match object_type(t) {
             Some(kind) => create(state, kind, body, now),
             None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "unknown object type"),
         },
-        ("POST", ["crm", "v3", "objects", t, "search"]) => match object_type(t).map(|k| state.objects.search(k, body)) {
-            Some(Ok(answer)) => (StatusCode::OK, answer),
-            Some(Err(message)) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
-            None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "unknown object type"),
-        },
+        ("POST", ["crm", "v3", "objects", t, "search"]) => {
+            match object_type(t).map(|k| state.objects.search(k, body, now, state.search_lag)) {
+                Some(Ok(answer)) => (StatusCode::OK, answer),
+                Some(Err(message)) => error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
+                None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "unknown object type"),
+            }
+        }
         ("POST", ["crm", "v3", "objects", t, "batch", "read"]) => {
             let kind = object_type(t).unwrap_or("none");
             let results: Vec<Value> = body
@@ -132,6 +142,35 @@ pub(crate) fn route(state: &mut HubState, method: &Method, path: &str, query: &s
                 None => error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found"),
             }
         }
+        ("GET", ["crm", "v4", "objects", from, from_id, "associations", to]) => {
+            let (Some(from), Some(to)) = (object_type(from), object_type(to)) else {
+                return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "unknown object type");
+            };
+            let Some(object) = state.objects.get(from, from_id) else {
+                return error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found");
+            };
+            // Associations are stored on the side that made them: look both ways.
+            let mut linked: Vec<(String, u32)> =
+                object.associations.iter().filter(|a| a.to_type == to).map(|a| (a.to_id.clone(), a.type_id)).collect();
+            for other in state.objects.all(to) {
+                for a in other.associations.iter().filter(|a| a.to_type == from && a.to_id == *from_id) {
+                    linked.push((other.id.clone(), a.type_id));
+                }
+            }
+            let limit = query_param(query, "limit").and_then(|l| l.parse().ok()).unwrap_or(500usize).min(500);
+            let after = query_param(query, "after").and_then(|a| a.parse().ok()).unwrap_or(0usize);
+            let results: Vec<Value> = linked
+                .iter()
+                .skip(after)
+                .take(limit)
+                .map(|(id, type_id)| json!({"toObjectId": id, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": null}]}))
+                .collect();
+            let mut answer = json!({"results": results});
+            if after + limit < linked.len() {
+                answer["paging"] = json!({"next": {"after": (after + limit).to_string()}});
+            }
+            (StatusCode::OK, answer)
+        }
         ("PUT", ["crm", "v4", "objects", from, from_id, "associations", "default", to, to_id]) => {
             let (Some(from), Some(to)) = (object_type(from), object_type(to)) else {
                 return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "unknown object type");
@@ -176,15 +215,11 @@ fn create(state: &mut HubState, kind: &'static str, body: &Value, now: Timestamp
     {
         return error(StatusCode::CONFLICT, "CONFLICT", &format!("Contact already exists. Existing ID: {}", existing.id));
     }
-    if kind == "deals" {
-        for (name, def) in &state.deal_properties {
-            let unique = def.get("hasUniqueValue").and_then(Value::as_bool) == Some(true);
-            if unique
-                && let Some(value) = properties.get(name)
-                && state.objects.find_by("deals", name, value).is_some()
-            {
-                return error(StatusCode::CONFLICT, "CONFLICT", &format!("A deal with {name}={value} already exists"));
-            }
+    for name in unique_properties(state, kind) {
+        if let Some(value) = properties.get(&name)
+            && state.objects.find_by(kind, &name, value).is_some()
+        {
+            return error(StatusCode::CONFLICT, "CONFLICT", &format!("An object with {name}={value} already exists"));
         }
     }
     let mut associations = Vec::new();
@@ -204,6 +239,51 @@ fn create(state: &mut HubState, kind: &'static str, body: &Value, now: Timestamp
     }
     let object = state.objects.create(kind, properties, associations, now);
     (StatusCode::CREATED, object.json())
+}
+
+fn unique_properties(state: &HubState, kind: &str) -> Vec<String> {
+    state
+        .property_defs
+        .get(kind)
+        .into_iter()
+        .flatten()
+        .filter(|(_, def)| def.get("hasUniqueValue").and_then(Value::as_bool) == Some(true))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// `batch/upsert` by a unique property: update the holder of the value,
+/// or create an object carrying it.
+fn upsert(state: &mut HubState, kind: &'static str, body: &Value, now: Timestamp) -> Answer {
+    let unique = unique_properties(state, kind);
+    let mut results = Vec::new();
+    for input in body.get("inputs").and_then(Value::as_array).into_iter().flatten() {
+        let id = input.get("id").and_then(Value::as_str).unwrap_or_default();
+        let Some(id_property) = input.get("idProperty").and_then(Value::as_str) else {
+            return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "the fake upserts by idProperty only");
+        };
+        if !unique.iter().any(|u| u == id_property) {
+            return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &format!("{id_property} is not a unique property of {kind}"));
+        }
+        let properties = input.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let existing = state.objects.find_by(kind, id_property, id).map(|o| o.id.clone());
+        let (object, new) = match existing {
+            Some(existing) => (state.objects.update(kind, &existing, &properties, now), false),
+            None => {
+                let mut props: BTreeMap<String, String> =
+                    properties.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+                props.insert(id_property.to_string(), id.to_string());
+                (Some(state.objects.create(kind, props, Vec::new(), now)), true)
+            }
+        };
+        if let Some(object) = object {
+            let mut v = object.json();
+            v["new"] = Value::Bool(new);
+            results.push(v);
+        }
+    }
+    let at = super::hubspot_store::iso(now);
+    (StatusCode::OK, json!({"status": "COMPLETE", "results": results, "startedAt": at, "completedAt": at}))
 }
 
 /// HUBSPOT_DEFINED association types the fake knows: (from, id) → to.

@@ -121,7 +121,7 @@ impl Objects {
         (page, next)
     }
 
-    pub fn search(&self, kind: &str, request: &Value) -> Result<Value, String> {
+    pub fn search(&self, kind: &str, request: &Value, now: Timestamp, lag: std::time::Duration) -> Result<Value, String> {
         let limit = request.get("limit").and_then(Value::as_u64).unwrap_or(10).min(200) as usize;
         let after: usize =
             request.get("after").and_then(Value::as_str).unwrap_or("0").parse().map_err(|_| "after is not a number".to_string())?;
@@ -134,6 +134,7 @@ impl Objects {
             .get(kind)
             .into_iter()
             .flat_map(|m| m.values())
+            .filter(|o| now.duration_since(o.updated_at).unsigned_abs() >= lag)
             .filter(|o| {
                 groups.is_empty()
                     || groups.iter().any(|g| g.get("filters").and_then(Value::as_array).into_iter().flatten().all(|f| matches(o, f)))

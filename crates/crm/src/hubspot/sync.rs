@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::client::HubSpotClient;
 use super::{
-    HubSpotConfig, PROP_PARTNER_ID, PROP_PARTNER_NAME, PROP_PARTNER_SOURCED, PROP_REFERRAL_ID, amount_property, assoc, association, filter,
-    id_of, objects, search_body,
+    HubSpotConfig, PROP_COMPANY_KEY, PROP_PARTNER_ID, PROP_PARTNER_NAME, PROP_PARTNER_SOURCED, PROP_REFERRAL_ID, amount_property, assoc,
+    association, filter, id_of, objects, search_body,
 };
 use crate::http::encode_segment as encode;
 
@@ -112,12 +112,18 @@ async fn find_or_create_company(client: &HubSpotClient, company: &CrmCompany) ->
     if let Some(first) = found.get("results").and_then(Value::as_array).and_then(|r| r.first()) {
         return Ok((id_of(first)?, false));
     }
+    let key = match &company.domain {
+        Some(domain) => domain.to_ascii_lowercase(),
+        None => format!("name:{}", company.name.trim().to_lowercase()),
+    };
     let mut properties = json!({"name": company.name});
     if let Some(domain) = &company.domain {
         properties["domain"] = Value::String(domain.clone());
     }
-    let created = client.post(objects::COMPANIES, &json!({"properties": properties, "associations": []})).await?;
-    Ok((id_of(&created)?, true))
+    let body = json!({"inputs": [{"idProperty": PROP_COMPANY_KEY, "id": key, "properties": properties}]});
+    let answer = client.post(&format!("{}/batch/upsert", objects::COMPANIES), &body).await?;
+    let first = answer.pointer("/results/0").ok_or_else(|| CrmError::Unavailable("HubSpot's company upsert answered no result".into()))?;
+    Ok((id_of(first)?, first.get("new").and_then(Value::as_bool).unwrap_or(true)))
 }
 
 async fn find_or_create_contact(client: &HubSpotClient, contact: &CrmContact, company_id: &str) -> Result<(String, bool), CrmError> {
@@ -160,16 +166,8 @@ pub fn note_marker(key: &str) -> String {
 
 pub async fn add_note(client: &HubSpotClient, deal_id: &str, key: &str, html_body: &str, at: Timestamp) -> Result<String, CrmError> {
     let marker = note_marker(key);
-    let search = search_body(
-        vec![filter("hs_note_body", "CONTAINS_TOKEN", &marker), filter("associations.deal", "EQ", deal_id)],
-        &["hs_note_body"],
-        1,
-        "0",
-        &[],
-    );
-    let found = client.post(&format!("{}/search", objects::NOTES), &search).await?;
-    if let Some(first) = found.get("results").and_then(Value::as_array).and_then(|r| r.first()) {
-        return id_of(first);
+    if let Some(id) = find_note(client, deal_id, &marker).await? {
+        return Ok(id);
     }
     let body = json!({
         "properties": {
@@ -179,4 +177,43 @@ pub async fn add_note(client: &HubSpotClient, deal_id: &str, key: &str, html_bod
         "associations": [association(deal_id, assoc::NOTE_TO_DEAL)],
     });
     id_of(&client.post(objects::NOTES, &body).await?)
+}
+
+/// The deal's note carrying `marker`, read through the deal's note
+/// associations (v4) and `notes/batch/read` (≤ 100 per call): both are
+/// consistent right after a write, unlike search.
+async fn find_note(client: &HubSpotClient, deal_id: &str, marker: &str) -> Result<Option<String>, CrmError> {
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/crm/v4/objects/deals/{}/associations/notes?limit=500", encode(deal_id));
+        if let Some(after) = &after {
+            path.push_str(&format!("&after={}", encode(after)));
+        }
+        let page = client.get(&path).await?;
+        let ids: Vec<String> = page
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| match r.get("toObjectId") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        for chunk in ids.chunks(100) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
+            let body = json!({"inputs": inputs, "properties": ["hs_note_body"], "propertiesWithHistory": []});
+            let read = client.post(&format!("{}/batch/read", objects::NOTES), &body).await?;
+            for note in read.get("results").and_then(Value::as_array).into_iter().flatten() {
+                if super::prop(note, "hs_note_body").is_some_and(|b| b.contains(marker)) {
+                    return Ok(Some(id_of(note)?));
+                }
+            }
+        }
+        match page.pointer("/paging/next/after").and_then(Value::as_str) {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(None),
+        }
+    }
 }
