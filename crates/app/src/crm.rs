@@ -116,9 +116,11 @@ pub struct CrmDealChange {
     pub changed_at: Timestamp,
 }
 
-/// One poll's worth of changes. Changes may repeat across polls (cursors
-/// overlap by a few seconds so that nothing is missed); applying one twice
-/// must be harmless.
+/// One poll's worth of changes. Polls overlap by a few seconds so that
+/// nothing is missed; the cursor remembers what the overlap already handed
+/// out, but a change can still come twice (a cursor not stored after a
+/// crash, a burst beyond the cursor's memory), so applying one twice must
+/// be harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangesPage {
     pub changes: Vec<CrmDealChange>,

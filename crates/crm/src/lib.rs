@@ -7,6 +7,7 @@ pub mod http;
 pub mod hubspot;
 pub mod hubspot_webhook;
 pub mod salesforce;
+mod seen;
 
 #[cfg(feature = "fake")]
 pub mod fake;

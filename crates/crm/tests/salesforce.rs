@@ -174,14 +174,15 @@ async fn polling_follows_next_records_urls_and_sees_stage_changes() {
     let target = fake.records("Opportunity")[2]["Id"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     fake.change_stage(&target, "Closed Lost");
-    let mut found = None;
+    let mut polled = Vec::new();
     for _ in 0..4 {
         let page = sf.changes_since(cursor.as_deref()).await.unwrap();
-        found = found.or(page.changes.into_iter().find(|c| c.deal_id == target && c.stage == "Closed Lost"));
+        polled.extend(page.changes);
         cursor = Some(page.cursor);
     }
-    let change = found.expect("the stage change was polled");
-    assert_eq!(change.amount, Some(Money::from_minor(150_000, Currency::USD)));
+    assert_eq!(polled.len(), 1, "only the new change, not the overlap again: {polled:?}");
+    assert_eq!((polled[0].deal_id.as_str(), polled[0].stage.as_str()), (target.as_str(), "Closed Lost"));
+    assert_eq!(polled[0].amount, Some(Money::from_minor(150_000, Currency::USD)));
 }
 
 #[tokio::test]

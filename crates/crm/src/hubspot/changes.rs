@@ -1,12 +1,13 @@
 //! Polling HubSpot for deals modified since a cursor: search on
 //! `hs_lastmodifieddate` (GTE), oldest first, 100 per call.
 //!
-//! The cursor is `hs1:<since ms>:<after>`. While a query has more pages we
-//! keep its `since` and follow `after` (search stops at 10,000 results,
-//! so past 9,900 we restart from the newest change seen). Once a query is
-//! exhausted the next one starts `poll_overlap` before the newest change
-//! seen, so late-indexed changes are not missed; the price is that recent
-//! changes come again, which callers apply idempotently.
+//! The cursor is `hs1:<since ms>:<after>:<seen>`. While a query has more
+//! pages we keep its `since` and follow `after` (search stops at 10,000
+//! results, so past 9,900 we restart from the newest change seen). Once a
+//! query is exhausted the next one starts `poll_overlap` before the newest
+//! change seen, so late-indexed changes are not missed; `seen` remembers
+//! the changes of that overlap already handed out, so they do not come
+//! again (beyond its bound they may, and callers apply them idempotently).
 
 use jiff::Timestamp;
 use partnerloop_app::crm::{ChangesPage, CrmDealChange, CrmError};
@@ -16,6 +17,7 @@ use serde_json::Value;
 use super::client::HubSpotClient;
 use super::{HubSpotConfig, PROP_REFERRAL_ID, filter, id_of, objects, prop, search_body};
 use crate::http::money_from_text;
+use crate::seen::Seen;
 
 const PAGE: u32 = 100;
 const SEARCH_WINDOW: u64 = 10_000;
@@ -24,24 +26,27 @@ const SEARCH_WINDOW: u64 = 10_000;
 struct Cursor {
     since_ms: i64,
     after: u64,
+    seen: Seen,
 }
 
 impl Cursor {
     fn parse(text: Option<&str>) -> Result<Self, CrmError> {
-        let Some(text) = text else { return Ok(Cursor { since_ms: 0, after: 0 }) };
+        let Some(text) = text else { return Ok(Cursor { since_ms: 0, after: 0, seen: Seen::default() }) };
         let bad = || CrmError::Rejected { status: 0, message: format!("'{text}' is not a HubSpot change cursor") };
-        let rest = text.strip_prefix("hs1:").ok_or_else(bad)?;
-        let (since, after) = rest.split_once(':').ok_or_else(bad)?;
-        Ok(Cursor { since_ms: since.parse().map_err(|_| bad())?, after: after.parse().map_err(|_| bad())? })
+        let mut parts = text.strip_prefix("hs1:").ok_or_else(bad)?.splitn(3, ':');
+        let since_ms = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let after = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let seen = Seen::parse(parts.next().unwrap_or_default()).ok_or_else(bad)?;
+        Ok(Cursor { since_ms, after, seen })
     }
 
     fn text(&self) -> String {
-        format!("hs1:{}:{}", self.since_ms, self.after)
+        format!("hs1:{}:{}:{}", self.since_ms, self.after, self.seen.text())
     }
 }
 
 pub async fn changes_since(client: &HubSpotClient, config: &HubSpotConfig, cursor: Option<&str>) -> Result<ChangesPage, CrmError> {
-    let cursor = Cursor::parse(cursor)?;
+    let mut cursor = Cursor::parse(cursor)?;
     let body = search_body(
         vec![filter("hs_lastmodifieddate", "GTE", &cursor.since_ms.to_string())],
         &["dealstage", "amount", "deal_currency_code", PROP_REFERRAL_ID, "hs_lastmodifieddate"],
@@ -63,18 +68,21 @@ pub async fn changes_since(client: &HubSpotClient, config: &HubSpotConfig, curso
             changed_at,
         });
     }
-    let newest = changes.iter().map(|c| c.changed_at.as_millisecond()).max();
+    let changes = cursor.seen.keep_new(changes);
+    let newest = cursor.seen.newest();
     let next_after = answer.pointer("/paging/next/after").and_then(Value::as_str).and_then(|a| a.parse::<u64>().ok());
-    let next = match (next_after, newest) {
-        (Some(after), _) if after + u64::from(PAGE) <= SEARCH_WINDOW => Cursor { since_ms: cursor.since_ms, after },
-        (Some(_), Some(newest)) => Cursor { since_ms: newest, after: 0 },
+    let (since_ms, after) = match (next_after, newest) {
+        (Some(after), _) if after + u64::from(PAGE) <= SEARCH_WINDOW => (cursor.since_ms, after),
+        (Some(_), Some(newest)) => (newest, 0),
         (_, Some(newest)) => {
             let overlap = i64::try_from(config.poll_overlap.as_millis()).unwrap_or(i64::MAX);
-            Cursor { since_ms: cursor.since_ms.max(newest.saturating_sub(overlap)), after: 0 }
+            (cursor.since_ms.max(newest.saturating_sub(overlap)), 0)
         }
-        (_, None) => Cursor { since_ms: cursor.since_ms, after: 0 },
+        (_, None) => (cursor.since_ms, 0),
     };
-    Ok(ChangesPage { changes, cursor: next.text() })
+    let mut seen = cursor.seen;
+    seen.prune(since_ms);
+    Ok(ChangesPage { changes, cursor: Cursor { since_ms, after, seen }.text() })
 }
 
 /// HubSpot datetimes: ISO 8601 (`2026-11-23T19:00:00.123Z`) or epoch ms.
@@ -88,9 +96,9 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_strangers() {
-        let c = Cursor { since_ms: 1_764_000_000_000, after: 200 };
+        let c = Cursor { since_ms: 1_764_000_000_000, after: 200, seen: Seen::parse("12.1764000000000").unwrap() };
         assert_eq!(Cursor::parse(Some(&c.text())).unwrap(), c);
-        assert_eq!(Cursor::parse(None).unwrap(), Cursor { since_ms: 0, after: 0 });
+        assert_eq!(Cursor::parse(None).unwrap(), Cursor { since_ms: 0, after: 0, seen: Seen::default() });
         assert!(Cursor::parse(Some("sf1:whatever")).is_err());
     }
 

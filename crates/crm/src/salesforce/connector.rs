@@ -15,6 +15,7 @@ use super::client::SalesforceClient;
 use super::soql::{literal, parse_datetime, query_path};
 use super::{ACCOUNT_KEY_FIELD, CONTACT_KEY_FIELD, REFERRAL_FIELD, SalesforceConfig, TASK_KEY_FIELD};
 use crate::http::{decimal_text, encode_segment, money_from_text};
+use crate::seen::Seen;
 
 pub struct Salesforce {
     client: SalesforceClient,
@@ -165,7 +166,7 @@ impl CrmConnector for Salesforce {
     }
 
     async fn changes_since(&self, cursor: Option<&str>) -> Result<ChangesPage, CrmError> {
-        let (since_ms, next_url) = parse_cursor(cursor)?;
+        let (since_ms, mut seen, next_url) = parse_cursor(cursor)?;
         let answer = match &next_url {
             Some(url) => self.client.get(url).await?,
             None => {
@@ -189,13 +190,19 @@ impl CrmConnector for Salesforce {
                 changed_at,
             });
         }
-        let newest = changes.iter().map(|c| c.changed_at.as_millisecond()).max();
+        let changes = seen.keep_new(changes);
         let overlap = i64::try_from(self.client.config().poll_overlap.as_millis()).unwrap_or(i64::MAX);
-        let since_next = newest.map_or(since_ms, |n| since_ms.max(n.saturating_sub(overlap)));
         let cursor = match text(&answer, "nextRecordsUrl") {
             // Keep the query's own start while its pages last.
-            Some(url) => format!("sf1:{since_ms}:{url}"),
-            None => format!("sf1:{since_next}"),
+            Some(url) => {
+                seen.prune(since_ms);
+                format!("sf1:{since_ms}:{}:{url}", seen.text())
+            }
+            None => {
+                let since_next = seen.newest().map_or(since_ms, |n| since_ms.max(n.saturating_sub(overlap)));
+                seen.prune(since_next);
+                format!("sf1:{since_next}:{}", seen.text())
+            }
         };
         Ok(ChangesPage { changes, cursor })
     }
@@ -254,15 +261,17 @@ impl CrmConnector for Salesforce {
     }
 }
 
-fn parse_cursor(cursor: Option<&str>) -> Result<(i64, Option<String>), CrmError> {
-    let Some(c) = cursor else { return Ok((0, None)) };
+/// `sf1:<since ms>:<seen>[:<nextRecordsUrl>]` (see [`crate::seen`]).
+fn parse_cursor(cursor: Option<&str>) -> Result<(i64, Seen, Option<String>), CrmError> {
+    let Some(c) = cursor else { return Ok((0, Seen::default(), None)) };
     let bad = || CrmError::Rejected { status: 0, message: format!("'{c}' is not a Salesforce change cursor") };
-    let mut parts = c.splitn(3, ':');
+    let mut parts = c.splitn(4, ':');
     if parts.next() != Some("sf1") {
         return Err(bad());
     }
     let since = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    Ok((since, parts.next().map(str::to_string)))
+    let seen = Seen::parse(parts.next().unwrap_or_default()).ok_or_else(bad)?;
+    Ok((since, seen, parts.next().filter(|u| u.starts_with('/')).map(str::to_string)))
 }
 
 /// `https://www.acme.com/about` → `acme.com`.
@@ -313,10 +322,8 @@ mod tests {
     fn notes_become_plain_text_and_websites_domains() {
         assert_eq!(plain_text("<p>Hi &amp; thanks</p><p>Jane</p>"), "Hi & thanks\nJane");
         assert_eq!(website_domain("https://www.Acme.com/about"), "acme.com");
-        assert_eq!(
-            parse_cursor(Some("sf1:5:/services/data/v66.0/query/01g-2")).unwrap(),
-            (5, Some("/services/data/v66.0/query/01g-2".into()))
-        );
+        let (since, seen, url) = parse_cursor(Some("sf1:5:006A.7:/services/data/v66.0/query/01g-2")).unwrap();
+        assert_eq!((since, seen.text(), url.as_deref()), (5, "006A.7".to_string(), Some("/services/data/v66.0/query/01g-2")));
         assert!(parse_cursor(Some("hs1:0:0")).is_err());
     }
 }
