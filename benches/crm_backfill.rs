@@ -6,7 +6,7 @@
 //! 429 answers, and the ratio to the fewest calls the API allows (one list
 //! page of 100 per call, plus the one empty deals page).
 //!
-//! `cargo bench -p partnerloop-crm --features fake --bench crm_backfill`.
+//! `cargo bench -p partnerloop-crm --bench crm_backfill`.
 //! Sizes: `BENCH_COMPANIES` (100000), `BENCH_PER_10S` (190).
 
 use std::time::Instant;
