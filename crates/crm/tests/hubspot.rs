@@ -304,6 +304,8 @@ async fn backfill_pages_through_companies_then_open_deals_at_most_100_per_call()
     assert_eq!(fake.calls_to("GET /crm/v3/objects/companies"), 3);
     assert!(fake.requests().iter().filter(|r| r.method == "GET").all(|r| r.query.contains("limit=100")));
     assert_eq!(fake.calls_to("POST /crm/v3/objects/companies/batch/read"), 1);
+    let per_endpoint = fake.requests_per_endpoint();
+    assert_eq!(per_endpoint.values().sum::<usize>(), 5, "{per_endpoint:?}");
 }
 
 #[tokio::test]

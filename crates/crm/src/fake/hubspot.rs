@@ -151,6 +151,14 @@ impl FakeHubSpot {
     pub fn calls_to(&self, endpoint: &str) -> usize {
         self.state().requests.iter().filter(|r| r.endpoint == endpoint).count()
     }
+    /// Requests per endpoint (`METHOD /template`), e.g. to check batching.
+    pub fn requests_per_endpoint(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &self.state().requests {
+            *counts.entry(r.endpoint.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
     pub fn request_count(&self) -> usize {
         self.state().requests.len()
     }

@@ -148,6 +148,14 @@ impl FakeSalesforce {
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state().requests.clone()
     }
+    /// Requests per endpoint (`METHOD /template`), e.g. to check batching.
+    pub fn requests_per_endpoint(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &self.state().requests {
+            *counts.entry(r.endpoint.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
     pub fn violations(&self) -> Vec<Violation> {
         self.state().violations.clone()
     }
