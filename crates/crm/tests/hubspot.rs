@@ -366,6 +366,14 @@ async fn every_request_of_a_whole_session_matches_hubspots_spec() {
     new_contact.contact = Some(CrmContact { email: "bob@acme.com".into(), first_name: None, last_name: None });
     let known = CrmRefs { contact_id: None, ..a.clone() };
     hubspot.sync_deal(&new_contact, Some(&known)).await.unwrap();
+    // A contact sales already had is associated to the existing deal too.
+    let mut existing_contact = acme_deal("ref_9");
+    existing_contact.contact = Some(CrmContact { email: "jane@acme.com".into(), first_name: None, last_name: None });
+    let b = hubspot.sync_deal(&no_contact, None).await.unwrap();
+    hubspot
+        .sync_deal(&DealForSync { referral_id: "ref_8".into(), ..existing_contact }, Some(&CrmRefs { contact_id: None, ..b }))
+        .await
+        .unwrap();
     hubspot.add_note(&a.deal_id, "k1", "<p>hello</p>", Timestamp::now()).await.unwrap();
     hubspot.set_stage(&a.deal_id, "closedwon", Some(Money::from_minor(1, Currency::USD))).await.unwrap();
     let page = hubspot.changes_since(None).await.unwrap();
@@ -380,4 +388,8 @@ async fn every_request_of_a_whole_session_matches_hubspots_spec() {
     assert!(fake.requests().iter().all(|r| r.status < 400 || (r.status == 404 && r.method == "GET")), "{:#?}", fake.requests());
     assert_eq!(fake.deals().len(), 2);
     assert_eq!(linked(&fake.deal(&a.deal_id).unwrap(), "contacts", 3).len(), 2, "the new contact is associated to the existing deal");
+    let ref_8 = fake.deals().into_iter().find(|d| d.prop("partnerloop_referral_id") == Some("ref_8")).unwrap();
+    let jane = fake.contacts().into_iter().find(|c| c.prop("email") == Some("jane@acme.com")).unwrap();
+    assert!(ref_8.associations.iter().any(|x| x.to_type == "contacts" && x.to_id == jane.id));
+    assert_eq!(fake.contacts().len(), 2);
 }

@@ -20,17 +20,15 @@ pub async fn sync_deal(
     deal: &DealForSync,
     known: Option<&CrmRefs>,
 ) -> Result<CrmRefs, CrmError> {
-    let (company_id, company_new) = match known.and_then(|k| k.company_id.clone()) {
+    // `…_looked_up`: not from `known`, so perhaps not yet on an existing deal.
+    let (company_id, company_looked_up) = match known.and_then(|k| k.company_id.clone()) {
         Some(id) => (id, false),
-        None => find_or_create_company(client, &deal.company).await?,
+        None => (find_or_create_company(client, &deal.company).await?, true),
     };
-    let (contact_id, contact_new) = match (&deal.contact, known.and_then(|k| k.contact_id.clone())) {
+    let (contact_id, contact_looked_up) = match (&deal.contact, known.and_then(|k| k.contact_id.clone())) {
         (None, _) => (None, false),
         (Some(_), Some(id)) => (Some(id), false),
-        (Some(contact), None) => {
-            let (id, new) = find_or_create_contact(client, contact, &company_id).await?;
-            (Some(id), new)
-        }
+        (Some(contact), None) => (Some(find_or_create_contact(client, contact, &company_id).await?), true),
     };
     let existing = match known {
         Some(k) => Some(k.deal_id.clone()),
@@ -41,10 +39,11 @@ pub async fn sync_deal(
             // The CRM owns the stage once the deal exists: set_stage moves it.
             let properties = deal_properties(config, deal, false);
             client.send(Method::PATCH, &format!("{}/{}", objects::DEALS, deal_id), Some(&json!({"properties": properties}))).await?;
-            if company_new {
+            // Default associations are idempotent: PUT them rather than read first.
+            if company_looked_up {
                 associate(client, &deal_id, "companies", &company_id).await?;
             }
-            if let (true, Some(contact_id)) = (contact_new, &contact_id) {
+            if let (true, Some(contact_id)) = (contact_looked_up, &contact_id) {
                 associate(client, &deal_id, "contacts", contact_id).await?;
             }
             deal_id
@@ -103,14 +102,14 @@ async fn find_deal(client: &HubSpotClient, referral_id: &str) -> Result<Option<S
     }
 }
 
-async fn find_or_create_company(client: &HubSpotClient, company: &CrmCompany) -> Result<(String, bool), CrmError> {
+async fn find_or_create_company(client: &HubSpotClient, company: &CrmCompany) -> Result<String, CrmError> {
     let by = match &company.domain {
         Some(domain) => filter("domain", "EQ", domain),
         None => filter("name", "EQ", &company.name),
     };
     let found = client.post(&format!("{}/search", objects::COMPANIES), &search_body(vec![by], &["name", "domain"], 1, "0", &[])).await?;
     if let Some(first) = found.get("results").and_then(Value::as_array).and_then(|r| r.first()) {
-        return Ok((id_of(first)?, false));
+        return id_of(first);
     }
     let key = match &company.domain {
         Some(domain) => domain.to_ascii_lowercase(),
@@ -123,14 +122,14 @@ async fn find_or_create_company(client: &HubSpotClient, company: &CrmCompany) ->
     let body = json!({"inputs": [{"idProperty": PROP_COMPANY_KEY, "id": key, "properties": properties}]});
     let answer = client.post(&format!("{}/batch/upsert", objects::COMPANIES), &body).await?;
     let first = answer.pointer("/results/0").ok_or_else(|| CrmError::Unavailable("HubSpot's company upsert answered no result".into()))?;
-    Ok((id_of(first)?, first.get("new").and_then(Value::as_bool).unwrap_or(true)))
+    id_of(first)
 }
 
-async fn find_or_create_contact(client: &HubSpotClient, contact: &CrmContact, company_id: &str) -> Result<(String, bool), CrmError> {
+async fn find_or_create_contact(client: &HubSpotClient, contact: &CrmContact, company_id: &str) -> Result<String, CrmError> {
     let email = contact.email.trim().to_ascii_lowercase();
     let read = format!("{}/{}?idProperty=email&properties=email", objects::CONTACTS, encode(&email));
     match client.get(&read).await {
-        Ok(found) => return Ok((id_of(&found)?, false)),
+        Ok(found) => return id_of(&found),
         Err(CrmError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
@@ -143,9 +142,9 @@ async fn find_or_create_contact(client: &HubSpotClient, contact: &CrmContact, co
     }
     let body = json!({"properties": properties, "associations": [association(company_id, assoc::CONTACT_TO_COMPANY_PRIMARY)]});
     match client.post(objects::CONTACTS, &body).await {
-        Ok(created) => Ok((id_of(&created)?, true)),
+        Ok(created) => id_of(&created),
         // Emails are unique in HubSpot: an earlier attempt created it.
-        Err(CrmError::Rejected { status: 409, .. }) => Ok((id_of(&client.get(&read).await?)?, false)),
+        Err(CrmError::Rejected { status: 409, .. }) => id_of(&client.get(&read).await?),
         Err(e) => Err(e),
     }
 }
