@@ -1,0 +1,13 @@
+//! partnerloop's CRM connectors: HubSpot and Salesforce behind app's
+//! [`CrmConnector`](partnerloop_app::crm::CrmConnector) port, HubSpot's
+//! webhook v3 signature check, and (feature `fake`) in-memory servers that
+//! speak both APIs for tests and benchmarks.
+
+pub mod http;
+pub mod hubspot;
+pub mod hubspot_webhook;
+pub mod salesforce;
+mod seen;
+
+#[cfg(feature = "fake")]
+pub mod fake;
