@@ -225,7 +225,8 @@ pub enum CrmProgress {
 /// Builds connectors from stored connections (the `partnerloop-crm` crate
 /// knows the concrete ones; the binary wires it in).
 pub trait ConnectorFactory: Send + Sync {
-    fn build(&self, kind: CrmKind, settings: &CrmSettings, secrets: &CrmSecrets) -> Result<Arc<dyn CrmConnector>, String>;
+    /// `currency`: the workspace's, for amounts the CRM gives without one.
+    fn build(&self, kind: CrmKind, settings: &CrmSettings, secrets: &CrmSecrets, currency: &str) -> Result<Arc<dyn CrmConnector>, String>;
 }
 
 /// A connector and the connection version it was built from.
@@ -248,14 +249,22 @@ impl CrmHub {
         &self.sealer
     }
 
-    pub fn connector(&self, c: &CrmConnection) -> Result<Arc<dyn CrmConnector>, String> {
+    /// The workspace's connector, built (and `prepare`d: HubSpot's custom
+    /// properties created) on first use after each change of the
+    /// connection. A build error is permanent; a failed `prepare` is
+    /// whatever the CRM said (an outage is retried).
+    pub async fn connector(&self, store: &dyn Store, c: &CrmConnection) -> Result<Arc<dyn CrmConnector>, CrmError> {
         if let Ok(map) = self.built.lock()
             && let Some((at, conn)) = map.get(&c.workspace_id)
             && *at == c.updated_at
         {
             return Ok(conn.clone());
         }
-        let built = self.factory.build(c.kind, &c.settings, &c.secrets(&self.sealer)?)?;
+        let rejected = |message: String| CrmError::Rejected { status: 0, message };
+        let currency =
+            store.workspace(&c.workspace_id).await.map_err(|e| CrmError::Unavailable(format!("partnerloop's database: {e}")))?.currency;
+        let built = self.factory.build(c.kind, &c.settings, &c.secrets(&self.sealer).map_err(rejected)?, &currency).map_err(rejected)?;
+        built.prepare().await?;
         if let Ok(mut map) = self.built.lock() {
             map.insert(c.workspace_id.clone(), (c.updated_at, built.clone()));
         }
@@ -440,7 +449,6 @@ pub async fn deliver(store: &dyn Store, hub: &CrmHub, ws: &WorkspaceId, op: &Crm
     let Some(conn) = store.crm_connection(ws).await.map_err(unavailable)? else {
         return Err(CrmError::Rejected { status: 0, message: "no CRM is connected to this workspace".into() });
     };
-    let crm = hub.connector(&conn).map_err(|e| CrmError::Rejected { status: 0, message: e })?;
     let referral_id = match op {
         CrmOp::SyncDeal { referral_id } | CrmOp::SetStage { referral_id } | CrmOp::AddNote { referral_id, .. } => {
             ReferralId::from_string(referral_id)
@@ -448,6 +456,7 @@ pub async fn deliver(store: &dyn Store, hub: &CrmHub, ws: &WorkspaceId, op: &Crm
     };
     let known = store.crm_link(ws, &referral_id).await.map_err(unavailable)?;
     let result: Result<CrmRefs, CrmError> = async {
+        let crm = hub.connector(store, &conn).await?;
         let refs = match (op, known.as_ref().and_then(|l| l.deal_id.clone())) {
             // Only a deal that exists can be moved or noted: otherwise sync
             // it first (the sync carries the current stage).
@@ -614,8 +623,20 @@ pub async fn poll_all(store: &dyn Store, hub: &CrmHub, now: Timestamp) -> Result
     Ok(changed)
 }
 
+/// Polls one workspace's CRM (after a webhook, to read the deals' current
+/// state); errors are recorded on the connection and returned.
+pub async fn poll_one(store: &dyn Store, hub: &CrmHub, conn: &CrmConnection, now: Timestamp) -> Result<u64, String> {
+    let fresh = store.crm_connection(&conn.workspace_id).await.map_err(|e| e.to_string())?.unwrap_or_else(|| conn.clone());
+    let outcome = poll(store, hub, &fresh, now).await;
+    if let Err(e) = &outcome {
+        let p = CrmProgress::Error { error: Some(format!("polling: {e}")), at: now };
+        store.crm_progress(&conn.workspace_id, &p).await.map_err(|e| e.to_string())?;
+    }
+    outcome
+}
+
 async fn poll(store: &dyn Store, hub: &CrmHub, conn: &CrmConnection, now: Timestamp) -> Result<u64, String> {
-    let crm = hub.connector(conn)?;
+    let crm = hub.connector(store, conn).await.map_err(|e| e.to_string())?;
     let mut cursor = conn.poll_cursor.clone();
     let mut changed = 0;
     // Pages until the CRM has nothing newer (bounded per run).
@@ -662,7 +683,7 @@ pub async fn backfill_all(store: &dyn Store, hub: &CrmHub, now: Timestamp) -> Re
 }
 
 async fn backfill(store: &dyn Store, hub: &CrmHub, conn: &CrmConnection, now: Timestamp) -> Result<u64, String> {
-    let crm = hub.connector(conn)?;
+    let crm = hub.connector(store, conn).await.map_err(|e| e.to_string())?;
     let ws = &conn.workspace_id;
     let currency = store.workspace(ws).await.map_err(|e| e.to_string())?.currency;
     let map = conn.stage_map();

@@ -11,6 +11,7 @@ use partnerloop_app::{Ctx, Store, workspaces};
 use partnerloop_store::SqlStore;
 
 mod config;
+mod crm;
 mod demo;
 mod import;
 mod outbox;
@@ -210,9 +211,17 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(address = %config.bind, base_url = %config.base_url, database = store_engine(&store), "partnerloop is serving");
     let default_ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?.id;
     let jobs = tokio::spawn(run_scheduler(store.clone(), outbox::notify_config(&config, &secret, &default_ws)));
-    let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?);
+    // CRM connectors: one per connected workspace, built on first use.
+    let sealer = Arc::new(partnerloop_app::sealing::Sealer::from_secret(&secret));
+    crm::connect_from_env(store.as_ref(), &sealer, &config, &default_ws).await?;
+    let hub = Arc::new(partnerloop_app::crm_sync::CrmHub::new(Arc::new(partnerloop_crm::Connectors), sealer));
+    let crm_jobs = tokio::spawn(crm::run(store.clone(), hub.clone()));
+    let crm_sender = partnerloop_jobs::crm::CrmSender::new(store.clone(), hub.clone());
+    let dispatcher = Arc::new(outbox::dispatcher(&config, store.clone(), &secret, &default_ws)?.with_crm(Arc::new(crm_sender)));
     let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
-    let mut state = partnerloop_web::AppState::new(store.clone(), &secret).with_links(outbox::notify_config(&config, &secret, &default_ws));
+    let mut state = partnerloop_web::AppState::new(store.clone(), &secret)
+        .with_links(outbox::notify_config(&config, &secret, &default_ws))
+        .with_crm(hub);
     let intake = Arc::new(partnerloop_web::inbound::Intake::new(
         store.clone(),
         state.matcher.clone(),
@@ -243,6 +252,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         r.abort();
     }
     jobs.abort();
+    crm_jobs.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -11,3 +11,6 @@ mod seen;
 
 #[cfg(feature = "fake")]
 pub mod fake;
+
+mod factory;
+pub use factory::Connectors;

@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 pub mod api;
 pub mod auth;
+pub mod crm_webhooks;
 pub mod extract;
 pub mod idempotency;
 pub mod inbound;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/status/{token}", get(portal::status))
         .route("/preferences/{token}", get(preferences::page).post(preferences::save))
         .route("/unsubscribe/{token}/{topic}", get(preferences::unsubscribe_confirm).post(preferences::unsubscribe))
+        .route("/webhooks/hubspot", axum::routing::post(crm_webhooks::hubspot))
         .route("/inbound/email", axum::routing::post(inbound::receive).layer(DefaultBodyLimit::max(inbound::MAX_MESSAGE_BYTES)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
