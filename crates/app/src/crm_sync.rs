@@ -51,6 +51,9 @@ pub struct CrmSettings {
     /// The HubSpot account (portal) whose webhooks this workspace takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portal_id: Option<u64>,
+    /// The Salesforce org (`00D…`) whose Outbound Messages this workspace takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
     /// HubSpot pipeline for new deals (default `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
@@ -742,6 +745,15 @@ pub async fn sync_now(store: &dyn Store, hub: &CrmHub, conn: &CrmConnection, now
         store.crm_progress(&conn.workspace_id, &p).await.map_err(|e| e.to_string())?;
     }
     outcome
+}
+
+/// The Salesforce connection that names `organization_id` (Outbound
+/// Messages carry it; the 15- and 18-character forms of an id match).
+pub async fn salesforce_connection_for(store: &dyn Store, organization_id: &str) -> Result<Option<CrmConnection>, AppError> {
+    let short = |id: &str| id.chars().take(15).collect::<String>();
+    Ok(store.crm_connections().await?.into_iter().find(|c| {
+        c.kind == CrmKind::Salesforce && c.settings.organization_id.as_deref().is_some_and(|o| short(o) == short(organization_id))
+    }))
 }
 
 /// The HubSpot connection a webhook from `portal_id` belongs to: the one

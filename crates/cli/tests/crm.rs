@@ -18,7 +18,7 @@ use partnerloop_app::Store as _;
 use partnerloop_app::crm_sync::CrmHub;
 use partnerloop_app::notify::NotifyConfig;
 use partnerloop_crm::Connectors;
-use partnerloop_crm::fake::{Failure, FakeHubSpot, sign_webhook};
+use partnerloop_crm::fake::{FAKE_SF_TOKEN, Failure, FakeHubSpot, FakeSalesforce, sign_webhook};
 use partnerloop_jobs::Dispatcher;
 use partnerloop_jobs::crm::CrmSender;
 use partnerloop_jobs::email::Mailer;
@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 on_both_engines!(
     an_approved_referral_reaches_hubspot_and_its_stage_comes_back_by_webhook,
     backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_stages,
+    salesforce_gets_the_opportunity_and_outbound_messages_and_polling_move_the_referral,
 );
 
 const PUBLIC: &str = "https://partners.vendor.example";
@@ -276,5 +277,78 @@ async fn backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_
     let (_, conn) = body(h.app.get("/api/v1/settings/crm", &h.app.admin).await).await;
     assert!(conn["last_error"].as_str().is_some_and(|e| e.contains("unavailable")), "{conn}");
     assert!(h.fake.violations().is_empty(), "{:?}", h.fake.violations());
+    h.app.cleanup().await;
+}
+
+const ORG: &str = "00D000000000001EAA";
+
+fn outbound_message(notification: &str, opportunity: &str, stage: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+  <OrganizationId>{ORG}</OrganizationId><ActionId>04k000000000001AAA</ActionId>
+  <Notification><Id>{notification}</Id>
+   <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+    <sf:Id>{opportunity}</sf:Id><sf:StageName>{stage}</sf:StageName>
+   </sObject>
+  </Notification>
+ </notifications></soapenv:Body>
+</soapenv:Envelope>"#
+    )
+}
+
+async fn salesforce_gets_the_opportunity_and_outbound_messages_and_polling_move_the_referral(engine: Engine) {
+    let h = Harness::new(engine).await;
+    let sf = FakeSalesforce::start().await;
+    let (_, partner_token) = h.app.partners_with_tokens(1).await.remove(0);
+    let b = json!({
+        "kind": "salesforce",
+        "settings": {"base_url": sf.base_url, "organization_id": ORG},
+        "secrets": {"token": FAKE_SF_TOKEN, "client_secret": "sf-outbound-key"},
+    });
+    let r = h.app.request(Method::PUT, "/api/v1/settings/crm", Some(&h.app.admin)).json(&b).send().await.unwrap();
+    let (s, v) = body(r).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["stage_map"]["Closed Won"], "closed_won");
+
+    let r = h.register(&partner_token, "Umbrella", "umbrella.example").await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    h.drain(Timestamp::now()).await;
+    h.drain(Timestamp::now()).await;
+    let (_, state) = h.crm_state(&id).await;
+    assert_eq!(state["status"], "synced", "{state}");
+    let opportunities = sf.records("Opportunity");
+    assert_eq!(opportunities.len(), 1, "{opportunities:?}");
+    let opp = &opportunities[0];
+    assert_eq!(opp["Prm_Referral_Id__c"], id.as_str());
+    assert_eq!(opp["StageName"], "Prospecting");
+    assert_eq!(opp["Amount"], json!(24000.0));
+    let opp_id = opp["Id"].as_str().unwrap().to_owned();
+    assert_eq!(state["deal_id"], opp_id.as_str());
+    assert_eq!(sf.records("Account").len(), 1);
+
+    // An Outbound Message needs the key; then moves the referral, once.
+    let msg = outbound_message("04l000000000001AAA", &opp_id, "Negotiation/Review");
+    let post = |key: &'static str, body: String| {
+        h.app.client.post(format!("{}/webhooks/salesforce?key={key}", h.app.base)).header("content-type", "text/xml").body(body).send()
+    };
+    assert_eq!(post("wrong", msg.clone()).await.unwrap().status(), 401);
+    let ok = post("sf-outbound-key", msg.clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("<Ack>true</Ack>"));
+    let (_, r) = body(h.app.get(&format!("/api/v1/referrals/{id}"), &h.app.admin).await).await;
+    assert_eq!(r["stage"], "negotiation", "{r}");
+    let other_org = msg.replace(ORG, "00D999999999999AAA");
+    assert_eq!(post("sf-outbound-key", other_org).await.unwrap().status(), 404);
+
+    // Closed Won in Salesforce, seen by polling alone.
+    sf.change_stage(&opp_id, "Closed Won");
+    let (s, sync) = body(h.app.post("/api/v1/settings/crm/sync", &h.app.admin, &json!({})).await).await;
+    assert_eq!(s, 200, "{sync}");
+    let (_, r) = body(h.app.get(&format!("/api/v1/referrals/{id}"), &h.app.admin).await).await;
+    assert_eq!(r["status"], "won", "{r}");
+    assert_eq!(r["amount"], json!({"amount": "24000.00", "currency": "USD"}));
+    assert!(sf.violations().is_empty(), "{:?}", sf.violations());
     h.app.cleanup().await;
 }

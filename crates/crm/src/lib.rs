@@ -7,6 +7,7 @@ pub mod http;
 pub mod hubspot;
 pub mod hubspot_webhook;
 pub mod salesforce;
+pub mod salesforce_outbound;
 mod seen;
 
 #[cfg(feature = "fake")]

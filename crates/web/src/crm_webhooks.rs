@@ -16,6 +16,9 @@ use jiff::Timestamp;
 use partnerloop_app::crm::CrmDealChange;
 use partnerloop_app::crm_sync;
 use partnerloop_crm::hubspot_webhook::{parse_events, verify_signature_v3};
+use partnerloop_crm::salesforce_outbound;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::{ApiError, problem};
@@ -77,4 +80,59 @@ pub async fn hubspot(State(s): State<AppState>, OriginalUri(uri): OriginalUri, h
         });
     }
     (StatusCode::OK, axum::Json(serde_json::json!({"events": events.len(), "applied": applied}))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyParam {
+    key: Option<String>,
+}
+
+/// `POST /webhooks/salesforce?key=…`: Salesforce Outbound Messages about
+/// Opportunities. Accepted only from the connected org (`OrganizationId`
+/// must be the connection's `settings.organization_id`) with the
+/// connection's outbound-message key (`secrets.client_secret`) in the URL;
+/// each notification id is applied once; the answer is the SOAP `Ack`.
+pub async fn salesforce(State(s): State<AppState>, axum::extract::Query(q): axum::extract::Query<KeyParam>, body: Bytes) -> Response {
+    let now = Timestamp::now();
+    let message = match salesforce_outbound::parse(&body) {
+        Ok(m) => m,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "malformed", format!("not a Salesforce outbound message: {e}"), vec![]),
+    };
+    let conn = match crm_sync::salesforce_connection_for(s.store.as_ref(), &message.organization_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "not-found", "no workspace is connected to this Salesforce org", vec![]),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let expected = conn.secrets(&s.sealer).ok().and_then(|x| x.client_secret).filter(|x| !x.is_empty());
+    // Compared as digests: equal length, no early exit on the secret itself.
+    let given = Sha256::digest(q.key.unwrap_or_default().as_bytes());
+    if expected.is_none_or(|k| Sha256::digest(k.as_bytes()) != given) {
+        tracing::warn!(workspace = %conn.workspace_id, "a Salesforce outbound message without the right key was refused");
+        return problem(StatusCode::UNAUTHORIZED, "unauthorized", "the outbound-message key is missing or wrong", vec![]);
+    }
+    let currency = match s.store.workspace(&conn.workspace_id).await {
+        Ok(w) => w.currency,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let currency = partnerloop_domain::Currency::parse("currency", &currency).unwrap_or(partnerloop_domain::Currency::USD);
+    for n in &message.notifications {
+        let Some(change) = n.change(currency, now) else { continue };
+        match s.store.first_sight_of_crm_event(&conn.workspace_id, &format!("salesforce:{}", n.id), now).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+        if let Err(err) = crm_sync::apply_change(s.store.as_ref(), &conn, &change, now).await {
+            return ApiError::from(err).into_response();
+        }
+    }
+    if let Some(hub) = s.crm_hub.clone() {
+        let store = s.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crm_sync::poll_one(store.as_ref(), &hub, &conn, Timestamp::now()).await {
+                tracing::warn!(workspace = %conn.workspace_id, error = %e, "confirming a Salesforce message by polling failed");
+            }
+        });
+    }
+    (StatusCode::OK, [("content-type", "text/xml; charset=utf-8")], salesforce_outbound::ACK).into_response()
 }

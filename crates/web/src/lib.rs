@@ -121,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/preferences/{token}", get(preferences::page).post(preferences::save))
         .route("/unsubscribe/{token}/{topic}", get(preferences::unsubscribe_confirm).post(preferences::unsubscribe))
         .route("/webhooks/hubspot", axum::routing::post(crm_webhooks::hubspot))
+        .route("/webhooks/salesforce", axum::routing::post(crm_webhooks::salesforce))
         .route("/inbound/email", axum::routing::post(inbound::receive).layer(DefaultBodyLimit::max(inbound::MAX_MESSAGE_BYTES)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
