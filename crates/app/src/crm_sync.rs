@@ -213,8 +213,16 @@ pub trait CrmStore: Send + Sync {
         currency: &str,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// Moves a cached (non-referral) CRM deal to `stage`; false if unknown.
-    async fn set_cached_deal_stage(&self, ws: &WorkspaceId, crm_id: &str, stage: Stage, now: Timestamp) -> StoreResult<bool>;
+    /// Moves a cached (non-referral) CRM deal to `stage`, with its amount
+    /// when the CRM gave one; false if unknown or unchanged.
+    async fn set_cached_deal_stage(
+        &self,
+        ws: &WorkspaceId,
+        crm_id: &str,
+        stage: Stage,
+        amount: Option<partnerloop_domain::Money>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 /// What [`CrmStore::crm_progress`] records.
@@ -572,7 +580,7 @@ pub async fn apply_change(store: &dyn Store, conn: &CrmConnection, change: &CrmD
         None => store.referral_by_crm_deal(ws, &change.deal_id).await?,
     };
     let Some(id) = referral else {
-        return Ok(store.set_cached_deal_stage(ws, &change.deal_id, stage, now).await?);
+        return Ok(store.set_cached_deal_stage(ws, &change.deal_id, stage, change.amount, now).await?);
     };
     let actor = match conn.kind {
         CrmKind::Salesforce => "salesforce",

@@ -239,7 +239,7 @@ async fn backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_
     let (_, partner_token) = h.app.partners_with_tokens(1).await.remove(0);
     h.fake.seed_companies(250, 5);
     let lead = h.fake.companies().into_iter().find(|c| c.prop("domain") == Some("seeded-1.example")).unwrap();
-    h.fake.seed_deal("Seeded 1 expansion", "qualifiedtobuy", Some(&lead.id));
+    let open_deal = h.fake.seed_deal("Seeded 1 expansion", "qualifiedtobuy", Some(&lead.id));
     h.fake.seed_deal("Old one", "closedlost", Some(&lead.id));
     h.connect().await;
 
@@ -269,6 +269,27 @@ async fn backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_
     assert!(sync["changed"].as_u64().unwrap() >= 1, "{sync}");
     let (_, r) = body(h.app.get(&format!("/api/v1/referrals/{id}"), &h.app.admin).await).await;
     assert_eq!(r["stage"], "proposal", "{r}");
+
+    // The cached direct deal follows HubSpot too: closed, it stops blocking.
+    h.fake.change_deal_stage(&open_deal, "closedlost");
+    let (s, sync) = body(h.app.post("/api/v1/settings/crm/sync", &h.app.admin, &json!({})).await).await;
+    assert_eq!(s, 200, "{sync}");
+    let (_, deals) = body(h.app.get("/api/v1/deals?limit=500", &h.app.admin).await).await;
+    let cached = deals["data"].as_array().unwrap().iter().find(|d| d["name"] == "Seeded 1 expansion").cloned().expect("cached deal");
+    assert_eq!(cached["stage"], "closed_lost", "{cached}");
+    let other = h.app.create_partner(&h.app.admin, "Other Partner", "o@other-partner.example").await;
+    let key: Value = h
+        .app
+        .post(&format!("/api/v1/partners/{}/api-keys", other["id"].as_str().unwrap()), &h.app.admin, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = h.register(key["token"].as_str().unwrap(), "Seeded Company 1", "seeded-1.example").await;
+    assert!(
+        !again["decision"]["reasons"].as_array().unwrap().iter().any(|r| r["rule"] == "open_direct_opportunity"),
+        "a closed CRM deal no longer conflicts: {again}"
+    );
 
     // A CRM outage during sync is reported and recorded, not hidden.
     h.fake.fail_next(5, Failure::ServerError);
@@ -328,7 +349,9 @@ async fn salesforce_gets_the_opportunity_and_outbound_messages_and_polling_move_
     assert_eq!(state["deal_id"], opp_id.as_str());
     assert_eq!(sf.records("Account").len(), 1);
 
-    // An Outbound Message needs the key; then moves the referral, once.
+    // A salesperson moves the Opportunity; Salesforce sends an Outbound
+    // Message, which needs the key; then it moves the referral, once.
+    sf.change_stage(&opp_id, "Negotiation/Review");
     let msg = outbound_message("04l000000000001AAA", &opp_id, "Negotiation/Review");
     let post = |key: &'static str, body: String| {
         h.app.client.post(format!("{}/webhooks/salesforce?key={key}", h.app.base)).header("content-type", "text/xml").body(body).send()

@@ -335,16 +335,27 @@ impl CrmStore for SqlStore {
         })
     }
 
-    async fn set_cached_deal_stage(&self, ws: &WorkspaceId, crm_id: &str, stage: Stage, now: Timestamp) -> StoreResult<bool> {
+    async fn set_cached_deal_stage(
+        &self,
+        ws: &WorkspaceId,
+        crm_id: &str,
+        stage: Stage,
+        amount: Option<partnerloop_domain::Money>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let closed = matches!(stage, Stage::ClosedWon | Stage::ClosedLost);
         on_write!(self, |pool| {
             let n = sqlx::query(
-                "UPDATE deals SET stage = $1, closed_at = CASE WHEN $2 THEN $3 ELSE NULL END, updated_at = $3
-                 WHERE workspace_id = $4 AND crm_id = $5 AND stage <> $1",
+                "UPDATE deals SET stage = $1, closed_at = CASE WHEN $2 THEN $3 ELSE NULL END, updated_at = $3,
+                   amount_minor = COALESCE($4, amount_minor), currency = COALESCE($5, currency)
+                 WHERE workspace_id = $6 AND crm_id = $7
+                   AND (stage <> $1 OR ($4 IS NOT NULL AND (amount_minor <> $4 OR currency <> $5)))",
             )
             .bind(stage.as_str())
             .bind(closed)
             .bind(to_text(now))
+            .bind(amount.map(|a| a.minor()))
+            .bind(amount.map(|a| a.currency().code().to_owned()))
             .bind(ws.as_str())
             .bind(crm_id)
             .execute(pool)
