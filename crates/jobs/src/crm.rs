@@ -22,13 +22,13 @@ impl CrmSender {
     }
 }
 
-/// How a CRM error bears on the item: an outage, a rate limit or refused
-/// credentials (an admin can fix them) are retried; a refused request is
-/// dead-lettered at once.
+/// How a CRM error bears on the item: an outage, a rate limit (no sooner
+/// than the CRM asked) or refused credentials (an admin can fix them) are
+/// retried; a refused request is dead-lettered at once.
 pub fn failure(e: &CrmError) -> Failure {
     let error = e.to_string();
     match e {
-        CrmError::RateLimited { .. } => Failure::Transient { code: Some(429), error },
+        CrmError::RateLimited { retry_after } => Failure::Later { code: Some(429), error, after: *retry_after },
         CrmError::Unavailable(_) => Failure::Transient { code: None, error },
         CrmError::Unauthorized(_) => Failure::Transient { code: Some(401), error },
         CrmError::Rejected { status, .. } => Failure::Permanent { code: (*status > 0).then_some(*status), error },
@@ -45,5 +45,20 @@ impl Transport for CrmSender {
             .await
             .map(|()| None)
             .map_err(|e| failure(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rate_limits_wait_as_asked_and_refusals_are_final() {
+        let f = failure(&CrmError::RateLimited { retry_after: Duration::from_secs(120) });
+        assert_eq!(f, Failure::Later { code: Some(429), error: f.error().to_owned(), after: Duration::from_secs(120) });
+        assert!(matches!(failure(&CrmError::Unavailable("503".into())), Failure::Transient { code: None, .. }));
+        assert!(matches!(failure(&CrmError::Rejected { status: 400, message: "bad".into() }), Failure::Permanent { code: Some(400), .. }));
+        assert!(matches!(failure(&CrmError::Rejected { status: 0, message: "no CRM".into() }), Failure::Permanent { code: None, .. }));
     }
 }

@@ -179,8 +179,12 @@ async fn deliver_one(store: &dyn Store, t: &dyn Transport, item: &OutboxItem, no
         Err(f) => {
             let after = match f {
                 Failure::Permanent { .. } => AfterAttempt::Dead,
-                Failure::Transient { .. } if item.attempts >= MAX_ATTEMPTS => AfterAttempt::Dead,
+                Failure::Transient { .. } | Failure::Later { .. } if item.attempts >= MAX_ATTEMPTS => AfterAttempt::Dead,
                 Failure::Transient { .. } => AfterAttempt::RetryAt(now + backoff(item.attempts, rand_jitter(&item.id))),
+                Failure::Later { after, .. } => {
+                    let asked = jiff::SignedDuration::try_from(*after).unwrap_or(jiff::SignedDuration::ZERO);
+                    AfterAttempt::RetryAt(now + backoff(item.attempts, rand_jitter(&item.id)).max(asked))
+                }
             };
             (
                 Attempt {

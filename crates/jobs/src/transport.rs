@@ -8,6 +8,9 @@ use partnerloop_app::outbox::OutboxItem;
 pub enum Failure {
     /// A timeout, a refused connection, a 5xx or 429: try again later.
     Transient { code: Option<u16>, error: String },
+    /// The receiver said when to come back (a 429 with `Retry-After`):
+    /// retried no sooner than that.
+    Later { code: Option<u16>, error: String, after: std::time::Duration },
     /// The receiver will never take it (unknown mailbox, 410 Gone, the
     /// endpoint was deleted): dead-letter it now.
     Permanent { code: Option<u16>, error: String },
@@ -24,13 +27,13 @@ impl Failure {
 
     pub fn code(&self) -> Option<u16> {
         match self {
-            Failure::Transient { code, .. } | Failure::Permanent { code, .. } => *code,
+            Failure::Transient { code, .. } | Failure::Later { code, .. } | Failure::Permanent { code, .. } => *code,
         }
     }
 
     pub fn error(&self) -> &str {
         match self {
-            Failure::Transient { error, .. } | Failure::Permanent { error, .. } => error,
+            Failure::Transient { error, .. } | Failure::Later { error, .. } | Failure::Permanent { error, .. } => error,
         }
     }
 }
