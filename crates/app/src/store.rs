@@ -244,6 +244,7 @@ pub trait Store:
     + crate::inbound::InboundStore
     + crate::signin::SignInStore
     + crate::notify::scheduled::ScheduleStore
+    + crate::metrics::MetricsStore
     + Send
     + Sync
     + 'static

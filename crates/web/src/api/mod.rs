@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod commissions;
 pub mod deals;
 pub mod dto;
+pub mod metrics;
 pub mod notifications;
 pub mod partners;
 pub mod payouts;
@@ -36,6 +37,7 @@ pub mod tiers;
         (name = "tiers", description = "The partner tier ladder, evaluation, and each partner's tier, progress and history"),
         (name = "notifications", description = "Webhook endpoints, Slack and partner-manager settings, mail preferences, the outbox and its delivery log"),
         (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
+        (name = "metrics", description = "Program KPIs, per period, partner, tier and month; each partner's scorecard"),
     )
 )]
 pub struct ApiDoc;
@@ -64,4 +66,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(signin::router())
         .merge(tiers::router())
+        .merge(metrics::router())
 }
