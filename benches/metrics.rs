@@ -41,7 +41,7 @@ const SQLITE: Dialect = Dialect {
     partners: "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {N})
         INSERT INTO partners (workspace_id, id, name, type, status, tier, referral_code, created_at, updated_at, first_referral_at)
         SELECT $1, printf('prt_bench%08d', i), 'Bench Partner ' || i, 'agency', CASE WHEN i % 50 = 0 THEN 'paused' ELSE 'active' END,
-          CASE WHEN i % 10 = 0 THEN 'gold' END, 'BENCH' || i, created, created,
+          CASE WHEN i % 10 = 0 THEN 'gold' END, {CODE}, created, created,
           CASE WHEN i % 5 <> 0 THEN strftime('%Y-%m-%dT%H:%M:%S.000000Z', created, '+' || (i % 30) || ' days') END
         FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-' || (730 + i % 365) || ' days') AS created FROM n)",
     referrals: "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {N})
@@ -71,12 +71,20 @@ const SQLITE: Dialect = Dialect {
         FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-' || (91 + i % 639) || ' days') AS created FROM n)",
 };
 
+/// A valid, unique referral code for partner `i` (both engines): `PB` and
+/// six base-31 digits of `i` in the codes' alphabet.
+fn referral_code() -> String {
+    let digits: Vec<String> =
+        (0..6).map(|k| format!("substr('ABCDEFGHJKMNPQRSTUVWXYZ23456789', (i / {}) % 31 + 1, 1)", 31_i64.pow(k))).collect();
+    format!("'PB' || {}", digits.join(" || "))
+}
+
 const PG_TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
 const POSTGRES: Dialect = Dialect {
     partners: "INSERT INTO partners (workspace_id, id, name, type, status, tier, referral_code, created_at, updated_at, first_referral_at)
         SELECT $1, 'prt_bench' || lpad(i::text, 8, '0'), 'Bench Partner ' || i, 'agency', CASE WHEN i % 50 = 0 THEN 'paused' ELSE 'active' END,
-          CASE WHEN i % 10 = 0 THEN 'gold' END, 'BENCH' || i, to_char(c, {T}), to_char(c, {T}),
+          CASE WHEN i % 10 = 0 THEN 'gold' END, {CODE}, to_char(c, {T}), to_char(c, {T}),
           CASE WHEN i % 5 <> 0 THEN to_char(c + make_interval(days => i % 30), {T}) END
         FROM (SELECT i, (now() AT TIME ZONE 'UTC') - make_interval(days => 730 + i % 365) AS c FROM generate_series(0, {N} - 1) AS i) s",
     referrals: "INSERT INTO referrals (workspace_id, id, partner_id, status, channel, company_name, company_domain, contact_name, contact_email,
@@ -108,7 +116,12 @@ const POSTGRES: Dialect = Dialect {
 
 macro_rules! seed_rows {
     ($pool:expr, $d:expr, $ws:expr, $partners:expr, $referrals:expr, $deals:expr) => {{
-        let sql = |t: &str, n: usize| t.replace("{N}", &n.to_string()).replace("{P}", &$partners.to_string()).replace("{T}", PG_TIME);
+        let sql = |t: &str, n: usize| {
+            t.replace("{N}", &n.to_string())
+                .replace("{P}", &$partners.to_string())
+                .replace("{T}", PG_TIME)
+                .replace("{CODE}", &referral_code())
+        };
         for (template, n) in [($d.partners, $partners), ($d.referrals, $referrals), ($d.deals, $deals)] {
             sqlx::query(sqlx::AssertSqlSafe(sql(template, n))).bind($ws).execute(&$pool).await.unwrap();
         }

@@ -72,7 +72,7 @@ fn currency(code: &str) -> Result<Currency, StoreError> {
 type WonRow = (String, String, i64, i64, i64);
 type DirectRow = (String, String, i64, i64, i64);
 type CohortRow = (String, String, Option<String>);
-type PipelineRow = (Option<String>, Option<String>, i64, i64);
+type PipelineRow = (Option<String>, Option<String>, Option<String>, i64, i64);
 
 /// Binds the scope's value when it has one.
 macro_rules! bind_scope {
@@ -126,9 +126,9 @@ impl MetricsStore for SqlStore {
             on_partners(scope, "p.", 4)
         );
         let pipeline_sql = format!(
-            "SELECT stage, COALESCE(amount_currency, estimated_currency), COUNT(*), CAST(COALESCE(SUM(COALESCE(amount_minor, estimated_minor)), 0) AS BIGINT)
+            "SELECT stage, amount_currency, estimated_currency, COUNT(*), CAST(COALESCE(SUM(COALESCE(amount_minor, estimated_minor)), 0) AS BIGINT)
              FROM referrals WHERE workspace_id = $1 AND status = 'approved' AND created_at < $2{}
-             GROUP BY stage, COALESCE(amount_currency, estimated_currency)",
+             GROUP BY stage, amount_currency, estimated_currency",
             on_referrals(scope, 3)
         );
         let review_sql = format!(
@@ -196,7 +196,9 @@ impl MetricsStore for SqlStore {
             .collect::<StoreResult<Vec<_>>>()?;
         let pipeline = pipeline
             .into_iter()
-            .map(|(stage, c, n, value)| {
+            .map(|(stage, amount_currency, estimated_currency, n, value)| {
+                // The value is the amount where there is one, else the estimate: so is its currency.
+                let c = amount_currency.or(estimated_currency);
                 // An approved referral without a stage has not reached the pipeline's first stage yet: it counts as new.
                 let stage =
                     stage.as_deref().map(|s| Stage::parse("stage", s)).transpose().map_err(|e| StoreError::Other(e.to_string().into()))?;
