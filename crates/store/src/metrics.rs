@@ -113,16 +113,27 @@ impl MetricsStore for SqlStore {
             "SELECT status, created_at, first_referral_at FROM partners WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3{}",
             on_partners(scope, "", 4)
         );
-        let registered_sql = format!(
-            "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3{}",
-            on_referrals(scope, 4)
-        );
+        // Without bounds no range at all (PostgreSQL then counts in half the
+        // time of a whole-table range); `$2 <> $3` keeps the binds the same.
+        let registered_sql = match (w.start, w.end) {
+            (None, None) => format!("SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND $2 <> $3{}", on_referrals(scope, 4)),
+            _ => format!(
+                "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3{}",
+                on_referrals(scope, 4)
+            ),
+        };
         // Partners active now and already there at the snapshot; dormant:
-        // no referral registered in [dormant_since, as_of).
-        let partners_sql = format!(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.workspace_id = $1
-                     AND r.partner_id = p.id AND r.created_at >= $2 AND r.created_at < $3) THEN 0 ELSE 1 END), 0)
-             FROM partners p WHERE p.workspace_id = $1 AND p.status = 'active' AND p.created_at < $3{}",
+        // those of them without a referral registered in [dormant_since,
+        // as_of) — NOT EXISTS in the WHERE, which PostgreSQL runs as one
+        // hash anti-join instead of one probe per partner.
+        let active_sql = format!(
+            "SELECT COUNT(*) FROM partners p WHERE p.workspace_id = $1 AND p.status = 'active' AND p.created_at < $2{}",
+            on_partners(scope, "p.", 3)
+        );
+        let dormant_sql = format!(
+            "SELECT COUNT(*) FROM partners p WHERE p.workspace_id = $1
+               AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.workspace_id = $1 AND r.partner_id = p.id AND r.created_at >= $2 AND r.created_at < $3)
+               AND p.status = 'active' AND p.created_at < $3{}",
             on_partners(scope, "p.", 4)
         );
         let pipeline_sql = format!(
@@ -141,7 +152,7 @@ impl MetricsStore for SqlStore {
             on_referrals(scope, 3)
         );
         let ws = ws.as_str();
-        let (won, lost, direct, cohort, registered, partners, pipeline, review, waiting) = on_read!(self, |pool| {
+        let (won, lost, direct, cohort, registered, active, dormant, pipeline, review, waiting) = on_read!(self, |pool| {
             tokio::try_join!(
                 bind_scope!(sqlx::query_as::<_, WonRow>(sqlx::AssertSqlSafe(won_sql)).bind(ws).bind(&start).bind(&end), scope)
                     .fetch_all(pool),
@@ -152,8 +163,9 @@ impl MetricsStore for SqlStore {
                     .fetch_all(pool),
                 bind_scope!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(registered_sql)).bind(ws).bind(&start).bind(&end), scope)
                     .fetch_one(pool),
+                bind_scope!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(active_sql)).bind(ws).bind(&as_of), scope).fetch_one(pool),
                 bind_scope!(
-                    sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(partners_sql)).bind(ws).bind(&dormant_since).bind(&as_of),
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(dormant_sql)).bind(ws).bind(&dormant_since).bind(&as_of),
                     scope
                 )
                 .fetch_one(pool),
@@ -218,8 +230,8 @@ impl MetricsStore for SqlStore {
             direct_lost,
             cohort,
             registered: count(registered),
-            active_partners: count(partners.0),
-            dormant_partners: count(partners.1),
+            active_partners: count(active),
+            dormant_partners: count(dormant),
             pipeline,
             review_seconds: review,
             awaiting_review: count(waiting),
