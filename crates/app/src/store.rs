@@ -245,6 +245,7 @@ pub trait Store:
     + crate::inbound::InboundStore
     + crate::signin::SignInStore
     + crate::notify::scheduled::ScheduleStore
+    + crate::metrics::MetricsStore
     + Send
     + Sync
     + 'static

@@ -13,6 +13,7 @@ use partnerloop_store::SqlStore;
 mod config;
 mod crm;
 mod demo;
+mod export;
 mod import;
 mod outbox;
 mod payouts;
@@ -53,6 +54,18 @@ enum Command {
         /// Import the good rows of a file that has bad ones (which are reported).
         #[arg(long)]
         skip_invalid: bool,
+    },
+    /// Export referrals, commissions or partners as CSV or JSON (any size, streamed).
+    Export {
+        #[arg(value_enum)]
+        kind: export::Kind,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: export::Format,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
     },
     /// Commissions: accrue what won referrals have not yet earned.
     Commissions {
@@ -174,6 +187,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { demo } => serve(config, demo).await,
+        Command::Export { kind, format, output, workspace } => {
+            let store = open_store(&config).await?;
+            export::run(store.as_ref(), &workspace, kind, format, output).await
+        }
         Command::Commissions { command } => {
             let store = open_store(&config).await?;
             payouts::run_commissions(store.as_ref(), command).await

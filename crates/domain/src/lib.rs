@@ -13,6 +13,7 @@ pub mod email;
 pub mod freemail;
 pub mod fuzzy;
 pub mod ids;
+pub mod metrics;
 pub mod money;
 pub mod names;
 pub mod partner;

@@ -30,6 +30,7 @@ mod import;
 mod inbound;
 mod ledger;
 mod ledger_bulk;
+mod metrics;
 mod notification_settings;
 mod outbox;
 mod payments;

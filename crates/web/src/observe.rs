@@ -1,12 +1,14 @@
 //! Observability: request ids, request metrics and the Prometheus endpoint.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use partnerloop_domain::metrics::{self, Report};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,11 +36,49 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 14))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkspaceLabels {
+    workspace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CurrencyLabels {
+    workspace: String,
+    currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    workspace: String,
+    stage: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The program KPIs per workspace (all time, the workspace's currency),
+/// recomputed at most every [`KPI_REFRESH`] when scraped.
+struct KpiGauges {
+    activation_rate: Family<WorkspaceLabels, FloatGauge>,
+    conversion_rate: Family<WorkspaceLabels, FloatGauge>,
+    active_partners: Family<WorkspaceLabels, Gauge>,
+    dormant_partners: Family<WorkspaceLabels, Gauge>,
+    referrals: Family<WorkspaceLabels, Gauge>,
+    awaiting_review: Family<WorkspaceLabels, Gauge>,
+    revenue: Family<CurrencyLabels, FloatGauge>,
+    pipeline: Family<StageLabels, Gauge>,
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// How long scraped KPIs may be old: their queries read large indexes, so a
+/// scrape every few seconds must not run them every time.
+pub const KPI_REFRESH: Duration = Duration::from_secs(30);
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    kpis: KpiGauges,
 }
 
 impl Metrics {
@@ -50,7 +90,80 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", duration.clone());
         registry.register("http_requests_in_flight", "HTTP requests being answered", in_flight.clone());
-        Self { registry, requests, duration, in_flight }
+        let kpis = KpiGauges {
+            activation_rate: Family::default(),
+            conversion_rate: Family::default(),
+            active_partners: Family::default(),
+            dormant_partners: Family::default(),
+            referrals: Family::default(),
+            awaiting_review: Family::default(),
+            revenue: Family::default(),
+            pipeline: Family::default(),
+            refreshed: tokio::sync::Mutex::new(None),
+        };
+        let k = &kpis;
+        registry.register(
+            "kpi_partner_activation_rate",
+            "Partners with a referral / active partners (all time)",
+            k.activation_rate.clone(),
+        );
+        registry.register("kpi_referral_to_closed_won_rate", "Won / (won + lost) referrals (all time)", k.conversion_rate.clone());
+        registry.register("kpi_active_partners", "Partners whose status is active", k.active_partners.clone());
+        registry.register("kpi_dormant_partners", "Active partners without a referral in 90 days", k.dormant_partners.clone());
+        registry.register("kpi_referrals_registered", "Referrals registered (all time)", k.referrals.clone());
+        registry.register("kpi_referrals_awaiting_review", "Referrals waiting for review", k.awaiting_review.clone());
+        registry.register("kpi_partner_sourced_revenue", "Won referral amounts per currency, major units (all time)", k.revenue.clone());
+        registry.register("kpi_open_pipeline_referrals", "Open partner-sourced referrals by stage", k.pipeline.clone());
+        Self { registry, requests, duration, in_flight, kpis }
+    }
+
+    /// Replaces the KPI gauges with these workspaces' reports.
+    fn set_kpis(&self, reports: &[(String, Report)]) {
+        let k = &self.kpis;
+        k.activation_rate.clear();
+        k.conversion_rate.clear();
+        for f in [&k.active_partners, &k.dormant_partners, &k.referrals, &k.awaiting_review] {
+            f.clear();
+        }
+        k.revenue.clear();
+        k.pipeline.clear();
+        for (slug, r) in reports {
+            let ws = WorkspaceLabels { workspace: slug.clone() };
+            if let Some(v) = r.partner_activation_rate {
+                k.activation_rate.get_or_create(&ws).set(metrics::number(v));
+            }
+            if let Some(v) = r.referral_to_closed_won_rate {
+                k.conversion_rate.get_or_create(&ws).set(metrics::number(v));
+            }
+            k.active_partners.get_or_create(&ws).set(gauge(r.active_partners));
+            k.dormant_partners.get_or_create(&ws).set(gauge(r.dormant_partners));
+            k.referrals.get_or_create(&ws).set(gauge(r.referrals_registered));
+            k.awaiting_review.get_or_create(&ws).set(gauge(r.awaiting_review));
+            for (currency, f) in &r.by_currency {
+                let labels = CurrencyLabels { workspace: slug.clone(), currency: currency.clone() };
+                k.revenue.get_or_create(&labels).set(metrics::number(f.partner_sourced_revenue.to_decimal()));
+            }
+            for s in &r.pipeline {
+                k.pipeline.get_or_create(&StageLabels { workspace: slug.clone(), stage: s.stage.as_str().into() }).set(gauge(s.count));
+            }
+        }
+    }
+
+    /// Recomputes the KPI gauges when they are older than [`KPI_REFRESH`]
+    /// (one scrape at a time computes; the others wait and reuse it). A
+    /// failure is logged and leaves the previous values.
+    async fn refresh_kpis(&self, store: &dyn partnerloop_app::Store) {
+        let mut refreshed = self.kpis.refreshed.lock().await;
+        if refreshed.is_some_and(|t| t.elapsed() < KPI_REFRESH) {
+            return;
+        }
+        match partnerloop_app::metrics::all_workspaces(store, jiff::Timestamp::now()).await {
+            Ok(reports) => {
+                self.set_kpis(&reports);
+                *refreshed = Some(Instant::now());
+            }
+            Err(e) => tracing::error!(error = ?e, "computing KPI gauges failed"),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -83,7 +196,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     response
 }
 
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 pub async fn prometheus(State(state): State<AppState>) -> Response {
+    state.metrics.refresh_kpis(state.store.as_ref()).await;
     let mut r = state.metrics.render().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r

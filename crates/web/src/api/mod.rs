@@ -12,6 +12,7 @@ pub mod commissions;
 pub mod crm;
 pub mod deals;
 pub mod dto;
+pub mod metrics;
 pub mod notifications;
 pub mod partners;
 pub mod payouts;
@@ -37,6 +38,7 @@ pub mod tiers;
         (name = "tiers", description = "The partner tier ladder, evaluation, and each partner's tier, progress and history"),
         (name = "notifications", description = "Webhook endpoints, Slack and partner-manager settings, mail preferences, the outbox and its delivery log"),
         (name = "referrals", description = "Deal registration, rules of engagement, review and the native pipeline"),
+        (name = "metrics", description = "Program KPIs, per period, partner, tier and month; each partner's scorecard"),
     )
 )]
 pub struct ApiDoc;
@@ -66,4 +68,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crm::router())
         .merge(signin::router())
         .merge(tiers::router())
+        .merge(metrics::router())
 }

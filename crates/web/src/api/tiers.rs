@@ -225,7 +225,7 @@ pub struct PartnerTierOut {
     pub demotion_at: Option<jiff::Timestamp>,
 }
 
-fn progress_out(p: TierProgress) -> PartnerTierOut {
+pub fn progress_out(p: TierProgress) -> PartnerTierOut {
     let m = p.measure;
     let current = p.current.as_ref();
     PartnerTierOut {
