@@ -276,5 +276,14 @@ pub fn content(n: &Notice) -> Content {
             m.action = Some(("Sign in".into(), url.clone()));
             m
         }
+        Notice::StaffSignIn { url, expires_minutes } => {
+            let mut m = c(
+                "Your console sign-in link".to_owned(),
+                "Sign in to the partner program console".to_owned(),
+                vec![format!("The button below signs you in. It works once, for {expires_minutes} minutes. If you did not ask for it, ignore this mail.")],
+            );
+            m.action = Some(("Sign in".into(), url.clone()));
+            m
+        }
     }
 }
