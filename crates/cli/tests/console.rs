@@ -247,6 +247,12 @@ async fn a_password_signs_in_and_sign_out_ends_the_session(engine: Engine) {
     fresh.cookies.insert("pl_staff".into(), token.clone());
     assert_eq!(fresh.get("/admin").await.2.as_deref(), Some("/login"), "the old token is revoked");
     assert!(staff::session(app.store.as_ref(), &token, jiff::Timestamp::now()).await.unwrap().is_none());
+
+    // The hourly pruning forgets staff links and sessions a day after they expire.
+    let prune = partnerloop_app::signin::prune;
+    assert_eq!(prune(app.store.as_ref(), jiff::Timestamp::now()).await.unwrap(), 0, "nothing has expired");
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 3);
+    assert_eq!(prune(app.store.as_ref(), later).await.unwrap(), 3, "the used link and the two sessions");
     app.cleanup().await;
 }
 
