@@ -287,3 +287,19 @@ pub fn content(n: &Notice) -> Content {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use partnerloop_app::notify::notice::{MailPayload, Mailbox, Notice};
+
+    #[test]
+    fn a_staff_sign_in_mail_carries_its_link_in_both_bodies() {
+        let url = "https://prm.example/login/tok123".to_owned();
+        let notice = Notice::StaffSignIn { url: url.clone(), expires_minutes: 10 };
+        let p = MailPayload::new(Mailbox { name: None, email: "lead@vendor.example".into() }, "Acme".into(), notice);
+        let r = super::render(&p).unwrap();
+        assert_eq!(r.subject, "Your console sign-in link");
+        assert!(r.text.contains(&url) && r.html.contains(&url), "{r:?}");
+        assert!(r.text.contains("10 minutes") && !r.text.contains("partner portal"));
+    }
+}
