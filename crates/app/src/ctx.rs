@@ -59,6 +59,15 @@ impl Ctx {
         }
     }
 
+    /// Payout batches: who may change things, and finance staff.
+    pub fn require_payouts(&self) -> Result<(), AppError> {
+        match &self.actor {
+            Actor::Staff { role, .. } if role.may_pay() => Ok(()),
+            Actor::Staff { role, .. } => Err(AppError::Forbidden(format!("the {role} role may not handle payouts"))),
+            _ => self.require_admin(),
+        }
+    }
+
     /// The staff role acting, if a staff user acts.
     pub fn staff_role(&self) -> Option<StaffRole> {
         match &self.actor {

@@ -25,6 +25,8 @@ on_both_engines!(
     a_sales_user_reads_but_cannot_approve,
     a_post_without_its_csrf_token_is_refused_and_changes_nothing,
     approving_from_the_console_changes_the_referral_and_writes_the_audit_row,
+    a_staff_link_opens_one_session_even_when_redeemed_16_times_at_once,
+    each_role_may_do_what_it_is_for_and_no_more,
 );
 
 /// A browser: keeps cookies, follows no redirects (the tests look at them).
@@ -423,5 +425,69 @@ async fn approving_from_the_console_changes_the_referral_and_writes_the_audit_ro
     let (s, _, _) = b.post(&format!("/admin/referrals/{other}/reject"), &[("csrf", &csrf), ("reason", "duplicate of a direct deal")]).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(referral_status(&app, &other).await, "rejected");
+    app.cleanup().await;
+}
+
+async fn a_staff_link_opens_one_session_even_when_redeemed_16_times_at_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let url = staff_user(&app, "lead@vendor.example", StaffRole::Manager).await;
+    let mut b = Browser::new(&app);
+    b.get(&url).await;
+    let (cookie, csrf) = (b.cookie_header(), b.csrf());
+    let tries: Vec<_> = (0..16)
+        .map(|_| {
+            let req = b
+                .client
+                .post(&url)
+                .header("cookie", cookie.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("csrf={csrf}"));
+            tokio::spawn(async move { req.send().await.unwrap() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tries {
+        let r = t.await.unwrap();
+        let session = r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("pl_staff="));
+        statuses.push((r.status(), session));
+    }
+    let winners = statuses.iter().filter(|(s, _)| *s == StatusCode::SEE_OTHER).count();
+    assert_eq!(winners, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, session)| (*s == StatusCode::SEE_OTHER) == *session && (*s == StatusCode::SEE_OTHER || *s == StatusCode::GONE))
+    );
+    app.cleanup().await;
+}
+
+/// Roles are enforced in the use cases, whatever page or button there is.
+async fn each_role_may_do_what_it_is_for_and_no_more(engine: Engine) {
+    use partnerloop_app::{payouts, referrals};
+    let app = TestApp::spawn(engine).await;
+    let (_, rid) = pending_referral(&app).await;
+    let rid = partnerloop_domain::referral::ReferralId::from_string(rid);
+    let mut ctxs = BTreeMap::new();
+    for (email, role) in
+        [("f@vendor.example", StaffRole::Finance), ("s@vendor.example", StaffRole::Sales), ("m@vendor.example", StaffRole::Manager)]
+    {
+        let mut b = signed_in(&app, email, role).await;
+        let token = b.cookies.remove("pl_staff").unwrap();
+        let holder = staff::session(app.store.as_ref(), &token, jiff::Timestamp::now()).await.unwrap().unwrap();
+        assert_eq!(holder.role, role);
+        ctxs.insert(email, holder.ctx(jiff::Timestamp::now()));
+    }
+    let page = partnerloop_app::store::Page { limit: 10, after: None };
+    let store = app.store.as_ref();
+    assert!(payouts::list(store, &ctxs["f@vendor.example"], &page).await.is_ok(), "finance handles payouts");
+    assert!(matches!(payouts::list(store, &ctxs["s@vendor.example"], &page).await, Err(partnerloop_app::AppError::Forbidden(_))));
+    for who in ["f@vendor.example", "s@vendor.example"] {
+        let r = referrals::approve(store, &ctxs[who], &rid, None).await;
+        assert!(matches!(r, Err(partnerloop_app::AppError::Forbidden(_))), "{who}: {r:?}");
+        assert!(referrals::get(store, &ctxs[who], &rid).await.is_ok(), "{who} reads");
+    }
+    let r = staff::create_user(store, &app.base, &ctxs["m@vendor.example"], "new@vendor.example", StaffRole::Admin).await;
+    assert!(matches!(r, Err(partnerloop_app::AppError::Forbidden(_))), "only an admin makes staff users");
+    assert!(referrals::approve(store, &ctxs["m@vendor.example"], &rid, None).await.is_ok());
     app.cleanup().await;
 }
