@@ -265,8 +265,23 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let secret = secret_key(&config, store.as_ref()).await?;
     if demo && demo::is_empty(store.as_ref()).await? {
         let token = demo::seed(store.as_ref(), workspaces::DEFAULT_SLUG).await?;
+        let ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ctx = Ctx::system(ws.id, "demo", now);
+        let (user, url) = partnerloop_app::staff::create_user(
+            store.as_ref(),
+            &config.base_url,
+            &ctx,
+            "admin@demo.example",
+            partnerloop_app::staff::StaffRole::Admin,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the demo staff user: {}", one_line(&e)))?;
         // Shown to the operator's terminal once, like `keys create`; never logged.
-        println!("Demo workspace seeded. Admin API token (shown once): {token}");
+        println!(
+            "Demo workspace seeded. Admin API token (shown once): {token}\nWeb console: sign in as {} with {url} (single use, {} minutes)",
+            user.email,
+            partnerloop_app::staff::LINK_MINUTES
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
     log_setup(&config);
