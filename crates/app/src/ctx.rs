@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use partnerloop_domain::ids::{ApiKeyId, PartnerId, WorkspaceId};
 
 use crate::error::AppError;
+use crate::staff::StaffRole;
 
 /// Who acts. Every audit row names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum Actor {
     Partner { partner_id: PartnerId, key_id: Option<ApiKeyId> },
     /// partnerloop itself or its operator's command line (`cli`, `demo`, `scheduler`).
     System { name: &'static str },
+    /// A staff user signed in to the web console; the role decides what it may change.
+    Staff { user_id: String, role: StaffRole },
 }
 
 impl Actor {
@@ -23,6 +26,7 @@ impl Actor {
             Actor::Admin { key_id } => format!("admin:{key_id}"),
             Actor::Partner { partner_id, .. } => format!("partner:{partner_id}"),
             Actor::System { name } => format!("system:{name}"),
+            Actor::Staff { user_id, .. } => format!("staff:{user_id}"),
         }
     }
 }
@@ -44,11 +48,31 @@ impl Ctx {
         Self::new(workspace_id, Actor::System { name }, now)
     }
 
-    /// Admins and the system may manage the whole workspace.
+    /// Admins, the system and staff who manage (admin, manager roles) may
+    /// change the whole workspace.
     pub fn require_admin(&self) -> Result<(), AppError> {
-        match self.actor {
+        match &self.actor {
             Actor::Admin { .. } | Actor::System { .. } => Ok(()),
+            Actor::Staff { role, .. } if role.may_manage() => Ok(()),
+            Actor::Staff { role, .. } => Err(AppError::Forbidden(format!("the {role} role may not change this"))),
             Actor::Partner { .. } => Err(AppError::Forbidden("this needs an admin token".into())),
+        }
+    }
+
+    /// Payout batches: who may change things, and finance staff.
+    pub fn require_payouts(&self) -> Result<(), AppError> {
+        match &self.actor {
+            Actor::Staff { role, .. } if role.may_pay() => Ok(()),
+            Actor::Staff { role, .. } => Err(AppError::Forbidden(format!("the {role} role may not handle payouts"))),
+            _ => self.require_admin(),
+        }
+    }
+
+    /// The staff role acting, if a staff user acts.
+    pub fn staff_role(&self) -> Option<StaffRole> {
+        match &self.actor {
+            Actor::Staff { role, .. } => Some(*role),
+            _ => None,
         }
     }
 

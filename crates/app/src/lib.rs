@@ -32,6 +32,7 @@ pub mod referrals;
 pub mod rules;
 pub mod sealing;
 pub mod signin;
+pub mod staff;
 pub mod store;
 pub mod tiers;
 pub mod workspaces;

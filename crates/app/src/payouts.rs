@@ -178,7 +178,7 @@ async fn open_settings(store: &dyn Store, sealer: &Sealer, ctx: &Ctx) -> Result<
 
 /// Makes a draft batch of everything payable in `currency`.
 pub async fn create(store: &dyn Store, ctx: &Ctx, currency: Currency) -> Result<PayoutCreated, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     crate::commissions::release_due(store, Some(&ctx.workspace_id), ctx.now).await?;
     let minimum = store.payout_settings(&ctx.workspace_id).await?.map(|s| s.minimum).unwrap_or(Money::zero(currency));
     let new = NewPayout { id: crate::ids::payout_id(ctx.now), currency, minimum, at: ctx.now, actor: ctx.actor.audit_name() };
@@ -187,18 +187,18 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, currency: Currency) -> Result<
 }
 
 pub async fn get(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Result<Payout, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     Ok(store.payout(&ctx.workspace_id, id).await?)
 }
 
 pub async fn list(store: &dyn Store, ctx: &Ctx, page: &Page) -> Result<Paged<Payout>, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     Ok(store.list_payouts(&ctx.workspace_id, page).await?)
 }
 
 /// The commissions of a batch, grouped per partner in item order.
 pub async fn commission_ids(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Result<Vec<(PartnerId, Vec<CommissionId>)>, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     let mut out: Vec<(PartnerId, Vec<CommissionId>)> = Vec::new();
     for (partner, c) in store.payout_commission_ids(&ctx.workspace_id, id).await? {
         match out.last_mut() {
@@ -211,7 +211,7 @@ pub async fn commission_ids(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Resu
 
 /// The batch was paid; `reference` is the bank's or PayPal's for the transfer, when known.
 pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: Option<String>) -> Result<Payout, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     let reference =
         partnerloop_domain::validation::optional_text("reference", reference.as_deref(), 200).map_err(|e| AppError::Invalid(vec![e]))?;
     let a = AuditEntry::of(ctx, "payout.paid", "payout", id.as_str(), json!({"reference": reference}));
@@ -223,7 +223,7 @@ pub async fn mark_paid(store: &dyn Store, ctx: &Ctx, id: &PayoutId, reference: O
 }
 
 pub async fn cancel(store: &dyn Store, ctx: &Ctx, id: &PayoutId) -> Result<Payout, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     let a = AuditEntry::of(ctx, "payout.cancelled", "payout", id.as_str(), json!({}));
     match store.cancel_payout(&ctx.workspace_id, id, &a).await {
         Ok(()) => get(store, ctx, id).await,
@@ -284,7 +284,7 @@ pub struct Export {
 }
 
 pub async fn export(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, id: &PayoutId, format: ExportFormat) -> Result<Export, AppError> {
-    ctx.require_admin()?;
+    ctx.require_payouts()?;
     let payout = store.payout(&ctx.workspace_id, id).await?;
     if payout.status == PayoutStatus::Cancelled {
         return Err(AppError::conflict(Some("status"), "the payout was cancelled: there is nothing to pay"));

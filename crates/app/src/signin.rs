@@ -59,8 +59,8 @@ pub trait SignInStore: Send + Sync {
     async fn status_link_version(&self, referral: &ReferralId) -> StoreResult<u32>;
     /// Bumps the version (revoking every earlier link), with the audit row.
     async fn revoke_status_links(&self, ws: &WorkspaceId, referral: &ReferralId, audit: &AuditEntry) -> StoreResult<u32>;
-    /// Deletes sign-in links and sessions that expired before `before`;
-    /// returns how many rows went.
+    /// Deletes sign-in links and sessions (partners' and staff's) that
+    /// expired before `before`; returns how many rows went.
     async fn prune_sign_in(&self, before: Timestamp) -> StoreResult<u64>;
 }
 

@@ -244,6 +244,7 @@ pub trait Store:
     + crate::crm_sync::CrmStore
     + crate::inbound::InboundStore
     + crate::signin::SignInStore
+    + crate::staff::StaffStore
     + crate::notify::scheduled::ScheduleStore
     + crate::metrics::MetricsStore
     + Send

@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage staff users of the web console.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Import a CSV file of accounts, partners, direct deals or historic referrals.
     Import {
         #[arg(value_enum)]
@@ -101,6 +106,51 @@ enum KeysCommand {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Role {
     Admin,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a staff user and print a single-use sign-in URL, alone, on stdout.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: StaffRoleArg,
+        /// Workspace slug; created when it does not exist.
+        #[arg(long, default_value = workspaces::DEFAULT_SLUG)]
+        workspace: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StaffRoleArg {
+    Admin,
+    Manager,
+    Finance,
+    Sales,
+}
+
+impl From<StaffRoleArg> for partnerloop_app::staff::StaffRole {
+    fn from(r: StaffRoleArg) -> Self {
+        use partnerloop_app::staff::StaffRole;
+        match r {
+            StaffRoleArg::Admin => StaffRole::Admin,
+            StaffRoleArg::Manager => StaffRole::Manager,
+            StaffRoleArg::Finance => StaffRole::Finance,
+            StaffRoleArg::Sales => StaffRole::Sales,
+        }
+    }
+}
+
+/// A use case's error in one line for the operator: field errors name their field.
+fn one_line(e: &partnerloop_app::AppError) -> String {
+    match e {
+        partnerloop_app::AppError::Invalid(fields) => {
+            fields.iter().map(|f| format!("--{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        }
+        partnerloop_app::AppError::Conflict { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// An import stopped by bad rows (already reported line by line).
@@ -180,6 +230,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Users { command: UsersCommand::Create { email, role, workspace } } => {
+            let store = open_store(&config).await?;
+            let now = jiff::Timestamp::now();
+            let ws =
+                workspaces::ensure(store.as_ref(), &workspace, now).await.map_err(|e| anyhow::anyhow!("--workspace: {}", one_line(&e)))?;
+            let ctx = Ctx::system(ws.id, "cli", now);
+            let (_, url) = partnerloop_app::staff::create_user(store.as_ref(), &config.base_url, &ctx, &email, role.into())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the user: {}", one_line(&e)))?;
+            println!("{url}");
+            Ok(())
+        }
         Command::Demo { workspace } => {
             let store = open_store(&config).await?;
             let token = demo::seed(store.as_ref(), &workspace).await?;
@@ -220,8 +282,23 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let secret = secret_key(&config, store.as_ref()).await?;
     if demo && demo::is_empty(store.as_ref()).await? {
         let token = demo::seed(store.as_ref(), workspaces::DEFAULT_SLUG).await?;
+        let ws = store.workspace_by_slug(workspaces::DEFAULT_SLUG).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ctx = Ctx::system(ws.id, "demo", now);
+        let (user, url) = partnerloop_app::staff::create_user(
+            store.as_ref(),
+            &config.base_url,
+            &ctx,
+            "admin@demo.example",
+            partnerloop_app::staff::StaffRole::Admin,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the demo staff user: {}", one_line(&e)))?;
         // Shown to the operator's terminal once, like `keys create`; never logged.
-        println!("Demo workspace seeded. Admin API token (shown once): {token}");
+        println!(
+            "Demo workspace seeded. Admin API token (shown once): {token}\nWeb console: sign in as {} with {url} (single use, {} minutes)",
+            user.email,
+            partnerloop_app::staff::LINK_MINUTES
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
     log_setup(&config);

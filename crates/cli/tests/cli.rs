@@ -153,6 +153,9 @@ async fn serve_demo_answers_with_real_data_and_stops_cleanly_on_sigterm() {
         let mut buf = [0u8; 512];
         let n = out.read(&mut buf).unwrap();
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let link = line.split_whitespace().find(|w| w.starts_with(&format!("{base}/login/"))).expect("the demo prints a console link");
+        let page = reqwest::get(link).await.unwrap();
+        assert_eq!(page.status(), 200, "the console link shows its sign-in button");
         line.split_whitespace().find(|w| w.starts_with("pla_")).expect("the demo prints its admin token").to_owned()
     };
     let client = {

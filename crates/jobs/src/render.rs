@@ -276,5 +276,30 @@ pub fn content(n: &Notice) -> Content {
             m.action = Some(("Sign in".into(), url.clone()));
             m
         }
+        Notice::StaffSignIn { url, expires_minutes } => {
+            let mut m = c(
+                "Your console sign-in link".to_owned(),
+                "Sign in to the partner program console".to_owned(),
+                vec![format!("The button below signs you in. It works once, for {expires_minutes} minutes. If you did not ask for it, ignore this mail.")],
+            );
+            m.action = Some(("Sign in".into(), url.clone()));
+            m
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use partnerloop_app::notify::notice::{MailPayload, Mailbox, Notice};
+
+    #[test]
+    fn a_staff_sign_in_mail_carries_its_link_in_both_bodies() {
+        let url = "https://prm.example/login/tok123".to_owned();
+        let notice = Notice::StaffSignIn { url: url.clone(), expires_minutes: 10 };
+        let p = MailPayload::new(Mailbox { name: None, email: "lead@vendor.example".into() }, "Acme".into(), notice);
+        let r = super::render(&p).unwrap();
+        assert_eq!(r.subject, "Your console sign-in link");
+        assert!(r.text.contains(&url) && r.html.contains(&url), "{r:?}");
+        assert!(r.text.contains("10 minutes") && !r.text.contains("partner portal"));
     }
 }

@@ -21,6 +21,7 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("commissions_adjusts_uq", "commissions.adjusts_id"),
     ("outbox_key_uq", "outbox.idempotency_key"),
     ("deals_crm_uq", "deals.workspace_id, deals.crm_id"),
+    ("staff_users_email_uq", "staff_users.workspace_id, staff_users.email"),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {

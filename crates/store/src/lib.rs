@@ -42,6 +42,7 @@ mod rows;
 mod scheduled;
 mod settings_cache;
 mod sign_in;
+mod staff;
 mod store_impl;
 mod tiers;
 mod time;

@@ -99,7 +99,12 @@ impl SignInStore for SqlStore {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             let mut gone = 0;
-            for sql in ["DELETE FROM sign_in_links WHERE expires_at < $1", "DELETE FROM portal_sessions WHERE expires_at < $1"] {
+            for sql in [
+                "DELETE FROM sign_in_links WHERE expires_at < $1",
+                "DELETE FROM portal_sessions WHERE expires_at < $1",
+                "DELETE FROM staff_sign_in_links WHERE expires_at < $1",
+                "DELETE FROM staff_sessions WHERE expires_at < $1",
+            ] {
                 gone += sqlx::query(sql).bind(to_text(before)).execute(&mut *tx).await.map_err(map)?.rows_affected();
             }
             tx.commit().await.map_err(map)?;

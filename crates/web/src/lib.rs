@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod crm_webhooks;
 pub mod extract;
 pub mod idempotency;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// Public URL and link-signing key, for sign-in and status links.
     pub links: Arc<partnerloop_app::notify::NotifyConfig>,
     pub login_limits: Arc<portal::LoginLimits>,
+    /// Staff sign-in attempts (`POST /login`), per email and client address.
+    pub staff_limits: Arc<portal::LoginLimits>,
     /// CRM connectors (HubSpot, Salesforce), when the binary wires them in.
     pub crm_hub: Option<Arc<partnerloop_app::crm_sync::CrmHub>>,
 }
@@ -75,6 +78,7 @@ impl AppState {
                 default_slack_workspace: None,
             }),
             login_limits: Arc::default(),
+            staff_limits: Arc::default(),
             crm_hub: None,
         }
     }
@@ -118,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/login", axum::routing::post(portal::request_link))
         .route("/portal/login/{token}", get(portal::sign_in_page).post(portal::sign_in))
         .route("/status/{token}", get(portal::status))
+        .merge(console::router())
         .route("/preferences/{token}", get(preferences::page).post(preferences::save))
         .route("/unsubscribe/{token}/{topic}", get(preferences::unsubscribe_confirm).post(preferences::unsubscribe))
         .route("/webhooks/hubspot", axum::routing::post(crm_webhooks::hubspot))
@@ -129,7 +134,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            tracing::info_span!("http", method = %req.method(), path = %observe::loggable_path(req.uri().path()), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, observe::UlidRequestId))

@@ -216,3 +216,30 @@ impl MakeRequestId for UlidRequestId {
         HeaderValue::from_str(&ulid::Ulid::new().to_string()).ok().map(RequestId::new)
     }
 }
+
+/// The request path as logs show it: the secret segment of sign-in,
+/// status, preferences and unsubscribe links is masked (a link that has
+/// not been used yet must not be readable from the logs).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/login/", "/portal/login/", "/status/", "/preferences/", "/unsubscribe/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+            return format!("{prefix}***{tail}").into();
+        }
+    }
+    path.into()
+}
+
+#[cfg(test)]
+mod log_path_tests {
+    use super::loggable_path;
+
+    #[test]
+    fn link_tokens_are_masked_in_logged_paths() {
+        assert_eq!(loggable_path("/login/abcDEF123"), "/login/***");
+        assert_eq!(loggable_path("/portal/login/abc"), "/portal/login/***");
+        assert_eq!(loggable_path("/unsubscribe/tok/digest"), "/unsubscribe/***/digest");
+        assert_eq!(loggable_path("/admin/referrals/ref_1"), "/admin/referrals/ref_1");
+        assert_eq!(loggable_path("/login"), "/login");
+    }
+}

@@ -55,6 +55,13 @@ impl Default for LoginLimits {
 }
 
 impl LoginLimits {
+    /// Counts one sign-in attempt from `address` for `email`; false when
+    /// either is over its limit.
+    pub(crate) fn allow(&self, address: std::net::IpAddr, email: &str) -> bool {
+        self.forget_idle();
+        self.per_address.check_key(&address).is_ok() && self.per_email.check_key(&email.to_owned()).is_ok()
+    }
+
     /// Keys whose limit has fully recovered are dropped, so that a flood of
     /// made-up addresses cannot grow the maps without bound.
     fn forget_idle(&self) {
@@ -122,7 +129,7 @@ pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     html(status, MessagePage { title, text, login_csrf: None })
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -131,7 +138,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|c| c.trim().strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
-fn secure(s: &AppState) -> &'static str {
+pub(crate) fn secure(s: &AppState) -> &'static str {
     if s.links.base_url.starts_with("https://") { "; Secure" } else { "" }
 }
 

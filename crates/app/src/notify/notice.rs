@@ -168,4 +168,9 @@ pub enum Notice {
         expires_minutes: i64,
         welcome: bool,
     },
+    /// A sign-in link to the web console, for a staff user.
+    StaffSignIn {
+        url: String,
+        expires_minutes: i64,
+    },
 }

@@ -1,0 +1,174 @@
+//! The console in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`). A staff user opens the
+//! sign-in link from `users create`, finds the referral in the review
+//! queue and approves it; the pages also fit a phone's width. Screenshots
+//! go to `target/screenshots/`.
+//!
+//! `PARTNERLOOP_TEST_CHROMEDRIVER` names the chromedriver binary (`.ci/run`
+//! sets it); without it the test says `SKIPPED` and passes, except when
+//! `CI` is set, where it fails.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Engine, TestApp};
+use partnerloop_app::staff::{self, StaffRole};
+use partnerloop_app::{Ctx, workspaces};
+use serde_json::{Value, json};
+use thirtyfour::prelude::*;
+
+const DRIVER_ENV: &str = "PARTNERLOOP_TEST_CHROMEDRIVER";
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn driver_path(test: &str) -> Option<String> {
+    match std::env::var(DRIVER_ENV) {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "{DRIVER_ENV} must name chromedriver when CI is set");
+            // The real stderr, not the captured output: a skip must be seen.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {DRIVER_ENV} is not set (install chromium and chromium-driver)");
+            None
+        }
+    }
+}
+
+async fn start_driver(path: &str) -> (Driver, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
+    let driver = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/status")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (driver, url)
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn browser(driver_url: &str, width: u32, height: u32) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    if let Ok(bin) = std::env::var("PARTNERLOOP_TEST_CHROMIUM") {
+        caps.set_binary(&bin).unwrap();
+    }
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", &format!("--window-size={width},{height}")] {
+        caps.add_arg(arg).unwrap();
+    }
+    WebDriver::new(driver_url, caps).await.expect("a Chromium session")
+}
+
+/// The page's horizontal overflow: 0 when nothing is wider than the window.
+async fn overflow(d: &WebDriver) -> i64 {
+    let v = d.execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![]).await.unwrap();
+    v.json().as_i64().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chromium() {
+    let Some(path) = driver_path("a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chromium") else {
+        return;
+    };
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let r =
+        app.request(reqwest::Method::PUT, "/api/v1/rules", Some(&app.admin)).json(&json!({"auto_approve": false})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let p = app.create_partner(&app.admin, "Northwind Consulting", "ada@northwind.example").await;
+    let body = json!({"partner_id": p["id"], "company": {"name": "Globex Corporation", "domain": "globex.example"},
+        "contact": {"name": "Hank Scorpio", "email": "hank@globex.example"}});
+    let referral: Value = app.post("/api/v1/referrals", &app.admin, &body).await.json().await.unwrap();
+    assert_eq!(referral["status"], "pending_review");
+    let rid = referral["id"].as_str().unwrap().to_owned();
+    let now = jiff::Timestamp::now();
+    let ws = workspaces::ensure(app.store.as_ref(), "default", now).await.unwrap();
+    let (_, link) =
+        staff::create_user(app.store.as_ref(), &app.base, &Ctx::system(ws.id, "test", now), "lead@vendor.example", StaffRole::Manager)
+            .await
+            .unwrap();
+
+    let (_driver, driver_url) = start_driver(&path).await;
+    let shots = screenshots();
+    let d = browser(&driver_url, 1280, 900).await;
+    let run = async {
+        d.goto(&link).await?;
+        d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        assert_eq!(d.current_url().await?.path(), "/admin");
+        assert!(d.source().await?.contains("waiting for review"));
+        d.screenshot(&shots.join("console-dashboard.png")).await?;
+
+        d.find(By::LinkText("Review queue")).await?.click().await?;
+        assert!(d.source().await?.contains("Globex Corporation"));
+        d.screenshot(&shots.join("console-review-queue.png")).await?;
+        d.find(By::LinkText("Globex Corporation")).await?.click().await?;
+        assert_eq!(d.current_url().await?.path(), format!("/admin/referrals/{rid}"));
+        d.find(By::Id("note")).await?.send_keys("known to the account team").await?;
+        d.find(By::XPath("//button[text()='Approve']")).await?.click().await?;
+        let page = d.source().await?;
+        assert!(page.contains("approved: known to the account team"), "{page}");
+        assert!(d.find_all(By::XPath("//button[text()='Approve']")).await?.is_empty(), "no review form once decided");
+        d.screenshot(&shots.join("console-approved.png")).await?;
+        assert_eq!(overflow(&d).await, 0, "the desktop page does not scroll sideways");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    d.quit().await.ok();
+    run.expect("the browser run");
+    let api: Value = app.get(&format!("/api/v1/referrals/{rid}"), &app.admin).await.json().await.unwrap();
+    assert_eq!(api["status"], "approved");
+
+    // On a phone: the sign-in page, the dashboard and the lists fit the width.
+    let ws = workspaces::ensure(app.store.as_ref(), "default", now).await.unwrap();
+    let (_, link) =
+        staff::create_user(app.store.as_ref(), &app.base, &Ctx::system(ws.id, "test", now), "rep@vendor.example", StaffRole::Sales)
+            .await
+            .unwrap();
+    let phone = browser(&driver_url, 390, 844).await;
+    let run = async {
+        phone.goto(format!("{}/login", app.base)).await?;
+        assert!(phone.find(By::Id("email")).await?.is_displayed().await?);
+        assert_eq!(overflow(&phone).await, 0, "the sign-in page fits a phone");
+        phone.screenshot(&shots.join("console-login-phone.png")).await?;
+        phone.goto(&link).await?;
+        phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        assert_eq!(phone.current_url().await?.path(), "/admin");
+        assert_eq!(overflow(&phone).await, 0, "the dashboard fits a phone");
+        phone.screenshot(&shots.join("console-dashboard-phone.png")).await?;
+        for path in ["/admin/referrals", &format!("/admin/referrals/{rid}"), "/admin/partners"] {
+            phone.goto(format!("{}{path}", app.base)).await?;
+            assert_eq!(overflow(&phone).await, 0, "{path} fits a phone");
+        }
+        phone.screenshot(&shots.join("console-partners-phone.png")).await?;
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    phone.quit().await.ok();
+    run.expect("the phone run");
+    app.cleanup().await;
+}

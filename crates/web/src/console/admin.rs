@@ -1,0 +1,396 @@
+//! The admin pages: dashboard, referrals (with the review queue), a
+//! referral with its decision and timeline and the approve / reject forms,
+//! partners with search, a partner, and the staff user's own account.
+//! Each handler needs a staff session (else 303 to `/login`) and calls the
+//! API's use cases with the staff user's `Ctx`.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jiff::Timestamp;
+use partnerloop_app::store::{Page, PartnerFilter, ReferralFilter};
+use partnerloop_app::{AppError, Ctx, partners, referrals, staff};
+use partnerloop_domain::ids::PartnerId;
+use partnerloop_domain::referral::{ReferralId, ReferralStatus};
+use serde::Deserialize;
+
+use super::pages::{self, Nav, error_page, minute};
+use super::{Csrf, csrf_ok, see_other, staff_of};
+use crate::AppState;
+use crate::portal::html;
+
+const PAGE: u32 = 50;
+
+/// The staff user, its context and the page's CSRF token; or the redirect to `/login`.
+async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<(Ctx, Nav, Csrf, bool), Response> {
+    let Some(h) = staff_of(s, headers).await else {
+        return Err(see_other("/login"));
+    };
+    let csrf = Csrf::of(s, headers);
+    let nav = Nav::of(&h, &csrf.token);
+    Ok((h.ctx(Timestamp::now()), nav, csrf, h.role.may_manage()))
+}
+
+/// Renders a page result, with the CSRF cookie when it is new.
+fn finish(csrf: Csrf, page: Result<Response, (Nav, AppError)>, back: &str) -> Response {
+    match page {
+        Ok(r) => csrf.apply(r),
+        Err((nav, e)) => csrf.apply(error_page(Some(nav), e, back)),
+    }
+}
+
+fn count(rows: &[(String, i64)], key: &str) -> i64 {
+    rows.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n)
+}
+
+fn money(currency: &str, minor: i64) -> String {
+    match partnerloop_domain::money::Currency::parse("currency", currency) {
+        Ok(c) => partnerloop_domain::Money::from_minor(minor, c).to_string(),
+        Err(_) => format!("{minor} {currency} (minor units)"),
+    }
+}
+
+/// `GET /admin`: the dashboard.
+pub(super) async fn dashboard(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let page = async {
+        let c = staff::console_counts(s.store.as_ref(), &ctx).await?;
+        let workspace = s.store.workspace(&ctx.workspace_id).await?.name;
+        Ok::<_, AppError>(pages::Dashboard {
+            workspace,
+            active_partners: count(&c.partners, "active"),
+            all_partners: c.partners.iter().map(|(_, n)| n).sum(),
+            review_queue: count(&c.referrals, "pending_review"),
+            oldest_review: c.oldest_review.map(|t| pages::age(t, ctx.now)),
+            approved: count(&c.referrals, "approved"),
+            won: count(&c.referrals, "won"),
+            lost: count(&c.referrals, "lost"),
+            pipeline: c.pipeline.iter().map(|(cur, minor)| money(cur, *minor)).collect(),
+            by_status: ReferralStatus::ALL.iter().map(|st| (st.as_str().to_owned(), count(&c.referrals, st.as_str()))).collect(),
+            partners_by_status: c.partners.clone(),
+            nav: nav_clone(&nav),
+        })
+    }
+    .await;
+    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin")
+}
+
+fn nav_clone(n: &Nav) -> Nav {
+    Nav { email: n.email.clone(), role: n.role.clone(), csrf: n.csrf.clone() }
+}
+
+/// The names of the partners of some referrals.
+async fn partner_names(s: &AppState, ctx: &Ctx, ids: impl Iterator<Item = PartnerId>) -> Result<HashMap<PartnerId, String>, AppError> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+            let p = partners::get(s.store.as_ref(), ctx, slot.key()).await?;
+            slot.insert(p.name);
+        }
+    }
+    Ok(names)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ReferralQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// `GET /admin/referrals?status=&after=`: the list; with
+/// `status=pending_review` it is the review queue, oldest first, with ages.
+pub(super) async fn referrals(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ReferralQuery>) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let page = async {
+        let status = match q.status.trim() {
+            "" => None,
+            other => Some(ReferralStatus::parse("status", other).map_err(|e| AppError::Invalid(vec![e]))?),
+        };
+        let filter = ReferralFilter { status, partner_id: None };
+        let list = referrals::list(s.store.as_ref(), &ctx, filter, &Page { limit: PAGE, after: q.after.clone() }).await?;
+        let names = partner_names(&s, &ctx, list.items.iter().map(|r| r.partner_id.clone())).await?;
+        let review = status == Some(ReferralStatus::PendingReview);
+        let rows = list
+            .items
+            .iter()
+            .map(|r| pages::ReferralRow {
+                id: r.id.to_string(),
+                company: r.company_name.clone(),
+                domain: r.company_domain.as_str().to_owned(),
+                partner_id: r.partner_id.to_string(),
+                partner: names.get(&r.partner_id).cloned().unwrap_or_default(),
+                status: r.status.to_string(),
+                created: minute(r.created_at),
+                age: pages::age(r.created_at, ctx.now),
+            })
+            .collect();
+        let status_text = status.map(|s| s.as_str()).unwrap_or("");
+        Ok::<_, AppError>(pages::Referrals {
+            nav: nav_clone(&nav),
+            heading: if review { "Review queue".into() } else { "Referrals".into() },
+            statuses: ReferralStatus::ALL.iter().map(|st| (st.as_str().to_owned(), st.as_str() == status_text)).collect(),
+            show_age: review,
+            rows,
+            next: list.next_after.map(|a| format!("/admin/referrals?status={status_text}&after={a}")),
+        })
+    }
+    .await;
+    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/referrals")
+}
+
+/// `GET /admin/referrals/{id}`: one referral, its decision and timeline.
+pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let (ctx, nav, csrf, may_manage) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id = ReferralId::from_string(id);
+    let page = async {
+        let r = referrals::get(s.store.as_ref(), &ctx, &id).await?;
+        let partner = partners::get(s.store.as_ref(), &ctx, &r.partner_id).await?.name;
+        let timeline = referrals::timeline(s.store.as_ref(), &ctx, &id).await?;
+        Ok::<_, AppError>(pages::ReferralDetail {
+            nav: nav_clone(&nav),
+            id: r.id.to_string(),
+            company: r.company_name.clone(),
+            status: r.status.to_string(),
+            partner_id: r.partner_id.to_string(),
+            partner,
+            domain: r.company_domain.as_str().to_owned(),
+            contact: format!(
+                "{} <{}>{}",
+                r.contact_name,
+                r.contact_email.as_str(),
+                r.contact_title.as_deref().map(|t| format!(", {t}")).unwrap_or_default()
+            ),
+            context: r.context.clone().unwrap_or_default(),
+            estimated: r.estimated_value.map(|m| m.to_string()).unwrap_or_else(|| "—".into()),
+            channel: r.channel.to_string(),
+            created: minute(r.created_at),
+            protection: r
+                .protection
+                .map(|p| format!("{} to {}", minute(p.starts_at), minute(p.expires_at)))
+                .unwrap_or_else(|| "none".into()),
+            stage: r.stage.map(|st| st.to_string()).unwrap_or_else(|| "—".into()),
+            outcome: r.decision.outcome.to_string(),
+            decided: format!("decided {} by {}", minute(r.decision.decided_at), r.decision.decided_by),
+            reasons: r
+                .decision
+                .reasons
+                .iter()
+                .map(|x| pages::ReasonRow {
+                    rule: x.rule.to_string(),
+                    detail: x.detail.clone(),
+                    conflicting: x.conflicting_id.clone().unwrap_or_default(),
+                })
+                .collect(),
+            reviewable: r.status == ReferralStatus::PendingReview,
+            may_manage,
+            timeline: timeline
+                .into_iter()
+                .map(|e| pages::EventRow { at: minute(e.at), kind: e.kind, actor: e.actor, summary: e.summary })
+                .collect(),
+        })
+    }
+    .await;
+    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/referrals")
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn forbidden_form(nav: Nav) -> Response {
+    error_page(Some(nav), AppError::Forbidden("the form's security token is missing or stale; reload the page".into()), "/admin")
+}
+
+/// `POST /admin/referrals/{id}/approve`.
+pub(super) async fn approve(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, &f.csrf) {
+        return csrf.apply(forbidden_form(nav));
+    }
+    let id = ReferralId::from_string(id);
+    let note = Some(f.note.trim().to_owned()).filter(|n| !n.is_empty());
+    let back = format!("/admin/referrals/{id}");
+    match referrals::approve(s.store.as_ref(), &ctx, &id, note).await {
+        Ok(_) => see_other(&back),
+        Err(e) => csrf.apply(error_page(Some(nav), e, &back)),
+    }
+}
+
+/// `POST /admin/referrals/{id}/reject` (a reason is required).
+pub(super) async fn reject(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<DecisionForm>) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, &f.csrf) {
+        return csrf.apply(forbidden_form(nav));
+    }
+    let id = ReferralId::from_string(id);
+    let back = format!("/admin/referrals/{id}");
+    let reason = f.reason.trim();
+    if reason.is_empty() {
+        return csrf.apply(error_page(Some(nav), AppError::invalid("reason", "is required to reject"), &back));
+    }
+    match referrals::reject(s.store.as_ref(), &ctx, &id, reason.to_owned()).await {
+        Ok(_) => see_other(&back),
+        Err(e) => csrf.apply(error_page(Some(nav), e, &back)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PartnerQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+fn partner_row(p: &partnerloop_domain::partner::Partner) -> pages::PartnerRow {
+    pages::PartnerRow {
+        id: p.id.to_string(),
+        name: p.name.clone(),
+        kind: p.partner_type.to_string(),
+        status: p.status.to_string(),
+        tier: p.tier.clone().unwrap_or_default(),
+        contacts: p.contacts.iter().map(|c| c.email.as_str()).collect::<Vec<_>>().join(", "),
+        created: minute(p.created_at),
+    }
+}
+
+/// `GET /admin/partners?q=`: every partner, or those whose name or contact email contains `q`.
+pub(super) async fn partners(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<PartnerQuery>) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let page = async {
+        let needle = q.q.trim();
+        let (rows, next) = if needle.is_empty() {
+            let list =
+                partners::list(s.store.as_ref(), &ctx, PartnerFilter::default(), &Page { limit: PAGE, after: q.after.clone() }).await?;
+            (list.items.iter().map(partner_row).collect(), list.next_after.map(|a| format!("/admin/partners?after={a}")))
+        } else {
+            (staff::search_partners(s.store.as_ref(), &ctx, needle, 100).await?.iter().map(partner_row).collect(), None)
+        };
+        Ok::<_, AppError>(pages::Partners { nav: nav_clone(&nav), q: needle.to_owned(), rows, next })
+    }
+    .await;
+    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/partners")
+}
+
+/// `GET /admin/partners/{id}`: one partner, its contacts and referrals.
+pub(super) async fn partner(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id = PartnerId::from_string(id);
+    let page = async {
+        let p = partners::get(s.store.as_ref(), &ctx, &id).await?;
+        let filter = ReferralFilter { status: None, partner_id: Some(p.id.clone()) };
+        let list = referrals::list(s.store.as_ref(), &ctx, filter, &Page { limit: 200, after: None }).await?;
+        Ok::<_, AppError>(pages::PartnerDetail {
+            nav: nav_clone(&nav),
+            name: p.name.clone(),
+            status: p.status.to_string(),
+            kind: p.partner_type.to_string(),
+            tier: p.tier.clone().unwrap_or_else(|| "—".into()),
+            code: p.referral_code.as_str().to_owned(),
+            website: p.website.as_ref().map(|w| w.as_str().to_owned()).unwrap_or_else(|| "—".into()),
+            created: minute(p.created_at),
+            first_referral: p.first_referral_at.map(minute).unwrap_or_else(|| "—".into()),
+            contacts: p.contacts.iter().map(|c| (c.name.clone(), c.email.as_str().to_owned())).collect(),
+            referrals: list
+                .items
+                .iter()
+                .map(|r| pages::PartnerReferralRow {
+                    id: r.id.to_string(),
+                    company: r.company_name.clone(),
+                    status: r.status.to_string(),
+                    created: minute(r.created_at),
+                })
+                .collect(),
+        })
+    }
+    .await;
+    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/partners")
+}
+
+/// `GET /admin/account`: set or change one's own password.
+pub(super) async fn account(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    account_page(&s, &ctx, nav, csrf, StatusCode::OK, None).await
+}
+
+async fn account_page(s: &AppState, ctx: &Ctx, nav: Nav, csrf: Csrf, status: StatusCode, message: Option<&str>) -> Response {
+    let user_id = match &ctx.actor {
+        partnerloop_app::Actor::Staff { user_id, .. } => user_id.clone(),
+        _ => return see_other("/login"),
+    };
+    match s.store.staff_user(&ctx.workspace_id, &user_id).await {
+        Ok(u) => csrf.apply(html(status, pages::Account { nav, has_password: u.has_password, message })),
+        Err(e) => csrf.apply(error_page(Some(nav), e.into(), "/admin")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /admin/account`: sets the password (argon2id, off the async workers).
+pub(super) async fn set_password(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<PasswordForm>) -> Response {
+    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, &f.csrf) {
+        return csrf.apply(forbidden_form(nav));
+    }
+    let password = f.password;
+    let hashed = tokio::task::spawn_blocking(move || staff::hash_new_password(&password))
+        .await
+        .unwrap_or_else(|_| Err(AppError::invalid("password", "could not be hashed")));
+    let result = match hashed {
+        Ok(hash) => staff::set_own_password(s.store.as_ref(), &ctx, &hash).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => account_page(&s, &ctx, nav, csrf, StatusCode::OK, Some("Your password is set.")).await,
+        Err(e) => csrf.apply(error_page(Some(nav), e, "/admin/account")),
+    }
+}

@@ -1,0 +1,227 @@
+//! The console's askama pages and how errors become pages.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::Response;
+use jiff::{SignedDuration, Timestamp};
+use partnerloop_app::AppError;
+use partnerloop_app::staff::StaffHolder;
+
+use crate::portal::html;
+
+/// What the navigation bar shows: who is signed in, and the sign-out form's token.
+pub(crate) struct Nav {
+    pub email: String,
+    pub role: String,
+    pub csrf: String,
+}
+
+impl Nav {
+    pub(crate) fn of(h: &StaffHolder, csrf: &str) -> Self {
+        Self { email: h.email.clone(), role: h.role.to_string(), csrf: csrf.to_owned() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub title: &'a str,
+    pub message: Option<&'a str>,
+    pub email: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console_link.html")]
+pub(crate) struct LinkPage<'a> {
+    pub token: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console_message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub nav: Option<Nav>,
+    pub title: &'a str,
+    pub lines: Vec<String>,
+    pub back: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_dashboard.html")]
+pub(crate) struct Dashboard {
+    pub nav: Nav,
+    pub workspace: String,
+    pub active_partners: i64,
+    pub all_partners: i64,
+    pub review_queue: i64,
+    pub oldest_review: Option<String>,
+    pub approved: i64,
+    pub won: i64,
+    pub lost: i64,
+    pub pipeline: Vec<String>,
+    pub by_status: Vec<(String, i64)>,
+    pub partners_by_status: Vec<(String, i64)>,
+}
+
+pub(crate) struct ReferralRow {
+    pub id: String,
+    pub company: String,
+    pub domain: String,
+    pub partner_id: String,
+    pub partner: String,
+    pub status: String,
+    pub created: String,
+    pub age: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_referrals.html")]
+pub(crate) struct Referrals {
+    pub nav: Nav,
+    pub heading: String,
+    pub statuses: Vec<(String, bool)>,
+    pub show_age: bool,
+    pub rows: Vec<ReferralRow>,
+    pub next: Option<String>,
+}
+
+pub(crate) struct ReasonRow {
+    pub rule: String,
+    pub detail: String,
+    pub conflicting: String,
+}
+
+pub(crate) struct EventRow {
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub summary: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_referral.html")]
+pub(crate) struct ReferralDetail {
+    pub nav: Nav,
+    pub id: String,
+    pub company: String,
+    pub status: String,
+    pub partner_id: String,
+    pub partner: String,
+    pub domain: String,
+    pub contact: String,
+    pub context: String,
+    pub estimated: String,
+    pub channel: String,
+    pub created: String,
+    pub protection: String,
+    pub stage: String,
+    pub outcome: String,
+    pub decided: String,
+    pub reasons: Vec<ReasonRow>,
+    pub reviewable: bool,
+    pub may_manage: bool,
+    pub timeline: Vec<EventRow>,
+}
+
+pub(crate) struct PartnerRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub tier: String,
+    pub contacts: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_partners.html")]
+pub(crate) struct Partners {
+    pub nav: Nav,
+    pub q: String,
+    pub rows: Vec<PartnerRow>,
+    pub next: Option<String>,
+}
+
+pub(crate) struct PartnerReferralRow {
+    pub id: String,
+    pub company: String,
+    pub status: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_partner.html")]
+pub(crate) struct PartnerDetail {
+    pub nav: Nav,
+    pub name: String,
+    pub status: String,
+    pub kind: String,
+    pub tier: String,
+    pub code: String,
+    pub website: String,
+    pub created: String,
+    pub first_referral: String,
+    pub contacts: Vec<(String, String)>,
+    pub referrals: Vec<PartnerReferralRow>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_account.html")]
+pub(crate) struct Account<'a> {
+    pub nav: Nav,
+    pub has_password: bool,
+    pub message: Option<&'a str>,
+}
+
+pub(crate) fn minute(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A waiting time in words: `3 d 4 h`, `2 h 5 min`, `7 min`.
+pub(crate) fn age(since: Timestamp, now: Timestamp) -> String {
+    let d = now.duration_since(since).max(SignedDuration::ZERO);
+    let mins = d.as_secs() / 60;
+    let (days, hours, minutes) = (mins / 1440, (mins % 1440) / 60, mins % 60);
+    if days > 0 {
+        format!("{days} d {hours} h")
+    } else if hours > 0 {
+        format!("{hours} h {minutes} min")
+    } else {
+        format!("{minutes} min")
+    }
+}
+
+/// A use case's error as a console page; internal errors are logged, never shown.
+pub(crate) fn error_page(nav: Option<Nav>, e: AppError, back: &str) -> Response {
+    let (status, title, lines) = match e {
+        AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", vec!["There is no such record in this workspace.".to_owned()]),
+        AppError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not allowed", vec![format!("Your role may not do this ({why}).")]),
+        AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Please sign in", vec![]),
+        AppError::Invalid(fields) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please check the form",
+            fields.into_iter().map(|f| format!("{}: {}", f.field, f.message)).collect(),
+        ),
+        AppError::Conflict { message, .. } => (StatusCode::CONFLICT, "That cannot be done now", vec![message]),
+        AppError::Store(e) => {
+            tracing::error!(error = %crate::problem::error_chain(&e), "a console page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", vec!["Please try again in a moment.".to_owned()])
+        }
+    };
+    html(status, MessagePage { nav, title, lines, back })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_in_the_largest_units() {
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(age(t, t + SignedDuration::from_mins(7)), "7 min");
+        assert_eq!(age(t, t + SignedDuration::from_mins(125)), "2 h 5 min");
+        assert_eq!(age(t, t + SignedDuration::from_hours(76)), "3 d 4 h");
+        assert_eq!(age(t + SignedDuration::from_mins(1), t), "0 min");
+    }
+}
