@@ -86,6 +86,23 @@ async fn browser(driver_url: &str, width: u32, height: u32) -> WebDriver {
 }
 
 /// The page's horizontal overflow: 0 when nothing is wider than the window.
+/// The page after a click has navigated: waits (up to 15 s) until the
+/// current path is `path` and the source contains `text`, so that a slow
+/// machine does not read the page before the POST and its redirect finish.
+async fn arrive(d: &WebDriver, path: &str, text: &str) -> WebDriverResult<String> {
+    let start = Instant::now();
+    loop {
+        let source = d.source().await?;
+        if d.current_url().await?.path() == path && source.contains(text) {
+            return Ok(source);
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            panic!("never arrived at {path} showing {text:?}; the page is:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn overflow(d: &WebDriver) -> i64 {
     let v = d.execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![]).await.unwrap();
     v.json().as_i64().unwrap_or(-1)
@@ -119,19 +136,17 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
     let run = async {
         d.goto(&link).await?;
         d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        assert_eq!(d.current_url().await?.path(), "/admin");
-        assert!(d.source().await?.contains("waiting for review"));
+        arrive(&d, "/admin", "waiting for review").await?;
         d.screenshot(&shots.join("console-dashboard.png")).await?;
 
         d.find(By::LinkText("Review queue")).await?.click().await?;
-        assert!(d.source().await?.contains("Globex Corporation"));
+        arrive(&d, "/admin/referrals", "Globex Corporation").await?;
         d.screenshot(&shots.join("console-review-queue.png")).await?;
         d.find(By::LinkText("Globex Corporation")).await?.click().await?;
-        assert_eq!(d.current_url().await?.path(), format!("/admin/referrals/{rid}"));
+        arrive(&d, &format!("/admin/referrals/{rid}"), "Timeline").await?;
         d.find(By::Id("note")).await?.send_keys("known to the account team").await?;
         d.find(By::XPath("//button[text()='Approve']")).await?.click().await?;
-        let page = d.source().await?;
-        assert!(page.contains("approved: known to the account team"), "{page}");
+        arrive(&d, &format!("/admin/referrals/{rid}"), "approved: known to the account team").await?;
         assert!(d.find_all(By::XPath("//button[text()='Approve']")).await?.is_empty(), "no review form once decided");
         d.screenshot(&shots.join("console-approved.png")).await?;
         assert_eq!(overflow(&d).await, 0, "the desktop page does not scroll sideways");
@@ -157,7 +172,7 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
         phone.screenshot(&shots.join("console-login-phone.png")).await?;
         phone.goto(&link).await?;
         phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        assert_eq!(phone.current_url().await?.path(), "/admin");
+        arrive(&phone, "/admin", "waiting for review").await?;
         assert_eq!(overflow(&phone).await, 0, "the dashboard fits a phone");
         phone.screenshot(&shots.join("console-dashboard-phone.png")).await?;
         for path in ["/admin/referrals", &format!("/admin/referrals/{rid}"), "/admin/partners"] {
