@@ -172,3 +172,100 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
     run.expect("the phone run");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_signs_in_by_link_and_registers_a_referral_in_chromium() {
+    let Some(path) = driver_path("a_partner_signs_in_by_link_and_registers_a_referral_in_chromium") else {
+        return;
+    };
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let p = app.create_partner(&app.admin, "Northwind Consulting", "ada@northwind.example").await;
+    let pid = p["id"].as_str().unwrap().to_owned();
+    let magic = |app: &TestApp| {
+        let (base, admin, pid) = (app.base.clone(), app.admin.clone(), pid.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/partners/{pid}/magic-link"))
+                .bearer_auth(admin)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let link: Value = r.json().await.unwrap();
+            format!("{base}{}", link["url"].as_str().unwrap())
+        }
+    };
+    let link = magic(&app).await;
+
+    let (_driver, driver_url) = start_driver(&path).await;
+    let shots = screenshots();
+    let d = browser(&driver_url, 1280, 900).await;
+    let run = async {
+        d.goto(&link).await?;
+        d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        assert_eq!(d.current_url().await?.path(), "/portal");
+        assert!(d.source().await?.contains("No referrals yet"));
+        d.find(By::LinkText("Register a referral")).await?.click().await?;
+        assert_eq!(d.current_url().await?.path(), "/portal/referrals/new");
+        d.find(By::Id("company_name")).await?.send_keys("Globex Corporation").await?;
+        d.find(By::Id("contact_name")).await?.send_keys("Hank Scorpio").await?;
+        d.find(By::Id("contact_email")).await?.send_keys("hank-at-globex").await?;
+        d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
+        // The error is next to the field and the input is kept.
+        assert!(d.find(By::Id("contact_email-error")).await?.is_displayed().await?);
+        assert_eq!(d.find(By::Id("company_name")).await?.value().await?.as_deref(), Some("Globex Corporation"));
+        d.screenshot(&shots.join("portal-register-error.png")).await?;
+        let email = d.find(By::Id("contact_email")).await?;
+        email.clear().await?;
+        email.send_keys("hank@globex.example").await?;
+        d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
+        let page = d.source().await?;
+        assert!(page.contains("Registered. Approved: this company is registered to you until"), "{page}");
+        d.screenshot(&shots.join("portal-registered.png")).await?;
+        d.find(By::LinkText("Home")).await?.click().await?;
+        let page = d.source().await?;
+        assert!(page.contains("Globex Corporation") && page.contains("Received by the sales team"), "{page}");
+        d.screenshot(&shots.join("portal-home.png")).await?;
+        assert_eq!(overflow(&d).await, 0, "the desktop page does not scroll sideways");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    d.quit().await.ok();
+    run.expect("the browser run");
+    let list: Value = app.get("/api/v1/referrals", &app.admin).await.json().await.unwrap();
+    let only = &list["data"][0];
+    assert_eq!((only["channel"].as_str(), only["partner_id"].as_str()), (Some("portal"), Some(pid.as_str())), "{list}");
+    let rid = only["id"].as_str().unwrap().to_owned();
+
+    // On a phone: every portal page fits the width.
+    let link = magic(&app).await;
+    let phone = browser(&driver_url, 390, 844).await;
+    let run = async {
+        phone.goto(format!("{}/portal", app.base)).await?;
+        assert_eq!(overflow(&phone).await, 0, "the sign-in form fits a phone");
+        phone.goto(&link).await?;
+        phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        assert_eq!(phone.current_url().await?.path(), "/portal");
+        phone.screenshot(&shots.join("portal-home-phone.png")).await?;
+        for page in [
+            "/portal",
+            "/portal/referrals/new",
+            &format!("/portal/referrals/{rid}"),
+            "/portal/earnings",
+            "/portal/payout-details",
+            "/portal/preferences",
+        ] {
+            phone.goto(format!("{}{page}", app.base)).await?;
+            assert_eq!(overflow(&phone).await, 0, "{page} fits a phone");
+        }
+        phone.screenshot(&shots.join("portal-preferences-phone.png")).await?;
+        phone.goto(format!("{}/portal/referrals/{rid}", app.base)).await?;
+        phone.screenshot(&shots.join("portal-referral-phone.png")).await?;
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    phone.quit().await.ok();
+    run.expect("the phone run");
+    app.cleanup().await;
+}
