@@ -12,7 +12,11 @@ use common::{Engine, TestApp, body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-on_both_engines!(a_partner_registers_replies_and_sees_only_its_own_referrals, earnings_payout_details_and_preferences_show_and_save,);
+on_both_engines!(
+    a_partner_registers_replies_and_sees_only_its_own_referrals,
+    earnings_payout_details_and_preferences_show_and_save,
+    a_rejection_can_be_disputed_once_and_staff_notes_stay_internal,
+);
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
@@ -268,5 +272,55 @@ async fn earnings_payout_details_and_preferences_show_and_save(engine: Engine) {
     assert_eq!((topics["earnings"].as_bool(), topics["digest"].as_bool()), (Some(true), Some(false)), "{prefs}");
     let r = b.post("/portal/preferences", &[("earnings", "on")], false).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.cleanup().await;
+}
+
+async fn a_rejection_can_be_disputed_once_and_staff_notes_stay_internal(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let r =
+        app.request(reqwest::Method::PUT, "/api/v1/rules", Some(&app.admin)).json(&json!({"auto_approve": false})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let partners = app.partners_with_tokens(1).await;
+    let b = Browser::sign_in(&app, &partners[0].0).await;
+
+    // Registered through the form, the decision waits for a partner manager.
+    let fields = [("company_name", "Initech"), ("contact_name", "Bill Lumbergh"), ("contact_email", "bill@initech.example")];
+    let r = b.post("/portal/referrals/new", &fields, true).await;
+    let to = location(&r);
+    let rejected = to.trim_start_matches("/portal/referrals/").trim_end_matches("?registered=1").to_owned();
+    let (_, page) = b.get(&to).await;
+    assert!(page.contains("Registered. Under review"), "{page}");
+    assert!(!page.contains("Dispute the decision"), "only a rejection can be disputed");
+    let fields = [("company_name", "Hooli"), ("contact_name", "Gavin Belson"), ("contact_email", "gavin@hooli.example")];
+    let to = location(&b.post("/portal/referrals/new", &fields, true).await);
+    let approved = to.trim_start_matches("/portal/referrals/").trim_end_matches("?registered=1").to_owned();
+
+    // The reason of a rejection is for the partner (as in its mail); an approval note stays internal.
+    let r = app.post(&format!("/api/v1/referrals/{rejected}/reject"), &app.admin, &json!({"reason": "the account team owns it"})).await;
+    assert_eq!(r.status(), 200);
+    let r = app.post(&format!("/api/v1/referrals/{approved}/approve"), &app.admin, &json!({"note": "INTERNAL: fast track"})).await;
+    assert_eq!(r.status(), 200);
+    let (_, page) = b.get(&format!("/portal/referrals/{approved}")).await;
+    assert!(page.contains("Approved: this company is registered to you until") && !page.contains("INTERNAL"), "{page}");
+    let (s, page) = b.get(&format!("/portal/referrals/{rejected}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("Not accepted") && page.contains("Dispute the decision"), "{page}");
+    assert!(page.contains("rejected by a partner manager: the account team owns it"), "{page}");
+
+    // A dispute needs words and the token, then lands once.
+    let r = b.post(&format!("/portal/referrals/{rejected}/dispute"), &[("text", "  ")], true).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"dispute-error\""));
+    let r = b.post(&format!("/portal/referrals/{rejected}/dispute"), &[("text", "We met them first")], false).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = b.post(&format!("/portal/referrals/{rejected}/dispute"), &[("text", "We met them first at a trade fair")], true).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = b.get(&format!("/portal/referrals/{rejected}")).await;
+    assert!(page.contains("You disputed the decision: We met them first at a trade fair"), "{page}");
+    assert!(!page.contains("Dispute the decision"), "{page}");
+    let (_, api) = body(app.get(&format!("/api/v1/referrals/{rejected}"), &app.admin).await).await;
+    assert_eq!(api["dispute"], "open", "{api}");
+    let r = b.post(&format!("/portal/referrals/{rejected}/dispute"), &[("text", "Again")], true).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
     app.cleanup().await;
 }
