@@ -119,17 +119,22 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
     let run = async {
         d.goto(&link).await?;
         d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        // A click returns before the next page has loaded: `query` waits for it.
+        d.query(By::LinkText("Review queue")).first().await?;
         assert_eq!(d.current_url().await?.path(), "/admin");
         assert!(d.source().await?.contains("waiting for review"));
         d.screenshot(&shots.join("console-dashboard.png")).await?;
 
         d.find(By::LinkText("Review queue")).await?.click().await?;
+        d.query(By::LinkText("Globex Corporation")).first().await?;
         assert!(d.source().await?.contains("Globex Corporation"));
         d.screenshot(&shots.join("console-review-queue.png")).await?;
         d.find(By::LinkText("Globex Corporation")).await?.click().await?;
+        d.query(By::Id("note")).first().await?;
         assert_eq!(d.current_url().await?.path(), format!("/admin/referrals/{rid}"));
         d.find(By::Id("note")).await?.send_keys("known to the account team").await?;
         d.find(By::XPath("//button[text()='Approve']")).await?.click().await?;
+        d.query(By::XPath("//td[contains(text(), 'known to the account team')]")).first().await?;
         let page = d.source().await?;
         assert!(page.contains("approved: known to the account team"), "{page}");
         assert!(d.find_all(By::XPath("//button[text()='Approve']")).await?.is_empty(), "no review form once decided");
@@ -157,6 +162,7 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
         phone.screenshot(&shots.join("console-login-phone.png")).await?;
         phone.goto(&link).await?;
         phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        phone.query(By::LinkText("Review queue")).first().await?;
         assert_eq!(phone.current_url().await?.path(), "/admin");
         assert_eq!(overflow(&phone).await, 0, "the dashboard fits a phone");
         phone.screenshot(&shots.join("console-dashboard-phone.png")).await?;
@@ -204,26 +210,31 @@ async fn a_partner_signs_in_by_link_and_registers_a_referral_in_chromium() {
     let run = async {
         d.goto(&link).await?;
         d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        // Each `query` waits for the next page.
+        d.query(By::LinkText("Earnings")).first().await?;
         assert_eq!(d.current_url().await?.path(), "/portal");
         assert!(d.source().await?.contains("No referrals yet"));
         d.find(By::LinkText("Register a referral")).await?.click().await?;
+        d.query(By::Id("company_name")).first().await?;
         assert_eq!(d.current_url().await?.path(), "/portal/referrals/new");
         d.find(By::Id("company_name")).await?.send_keys("Globex Corporation").await?;
         d.find(By::Id("contact_name")).await?.send_keys("Hank Scorpio").await?;
         d.find(By::Id("contact_email")).await?.send_keys("hank-at-globex").await?;
         d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
         // The error is next to the field and the input is kept.
-        assert!(d.find(By::Id("contact_email-error")).await?.is_displayed().await?);
+        assert!(d.query(By::Id("contact_email-error")).first().await?.is_displayed().await?);
         assert_eq!(d.find(By::Id("company_name")).await?.value().await?.as_deref(), Some("Globex Corporation"));
         d.screenshot(&shots.join("portal-register-error.png")).await?;
         let email = d.find(By::Id("contact_email")).await?;
         email.clear().await?;
         email.send_keys("hank@globex.example").await?;
         d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
-        let page = d.source().await?;
-        assert!(page.contains("Registered. Approved: this company is registered to you until"), "{page}");
+        // `query` waits for the next page's banner.
+        let banner = d.query(By::Css("div.notice")).first().await?.text().await?;
+        assert!(banner.contains("Registered. Approved: this company is registered to you until"), "{banner}");
         d.screenshot(&shots.join("portal-registered.png")).await?;
         d.find(By::LinkText("Home")).await?.click().await?;
+        d.query(By::LinkText("Globex Corporation")).first().await?;
         let page = d.source().await?;
         assert!(page.contains("Globex Corporation") && page.contains("Received by the sales team"), "{page}");
         d.screenshot(&shots.join("portal-home.png")).await?;
@@ -246,6 +257,7 @@ async fn a_partner_signs_in_by_link_and_registers_a_referral_in_chromium() {
         assert_eq!(overflow(&phone).await, 0, "the sign-in form fits a phone");
         phone.goto(&link).await?;
         phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        phone.query(By::LinkText("Earnings")).first().await?;
         assert_eq!(phone.current_url().await?.path(), "/portal");
         phone.screenshot(&shots.join("portal-home-phone.png")).await?;
         for page in [
