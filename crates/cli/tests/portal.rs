@@ -221,6 +221,15 @@ async fn earnings_payout_details_and_preferences_show_and_save(engine: Engine) {
     let stage = json!({"stage": "closed_won", "amount": {"amount": "50000.00", "currency": "USD"}});
     assert_eq!(app.post(&format!("/api/v1/referrals/{other}/stage"), &app.admin, &stage).await.status(), 200);
 
+    let ladder = json!({"measure": "won_revenue", "currency": "USD", "tiers": [
+        {"slug": "bronze", "name": "Bronze", "benefits": "Partner portal", "threshold": 0},
+        {"slug": "silver", "name": "Silver", "benefits": "Co-marketing", "threshold": {"amount": "5000.00", "currency": "USD"}},
+        {"slug": "gold", "name": "Gold", "benefits": "Dedicated manager", "threshold": {"amount": "50000.00", "currency": "USD"}},
+    ]});
+    let r = app.request(reqwest::Method::PUT, "/api/v1/tiers", Some(&app.admin)).json(&ladder).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.post("/api/v1/tiers/evaluate", &app.admin, &json!({})).await.status(), 200);
+
     let b = Browser::sign_in(&app, &partners[0].0).await;
     let (s, page) = b.get("/portal/earnings").await;
     assert_eq!(s, 200);
@@ -228,6 +237,8 @@ async fn earnings_payout_details_and_preferences_show_and_save(engine: Engine) {
     assert!(!page.contains("Elsewhere") && !page.contains("5000.00 USD"), "{page}");
     let (_, home) = b.get("/portal").await;
     assert!(home.contains("1200.00 USD"), "the home's earnings summary: {home}");
+    assert!(home.contains("Your tier: Silver") && home.contains("Co-marketing"), "{home}");
+    assert!(home.contains("Next tier, Gold: 38000.00 USD more in won deals to go."), "{home}");
     let (_, detail) = b.get(&format!("/portal/referrals/{won}")).await;
     assert!(detail.contains("Won"), "{detail}");
 
