@@ -53,6 +53,8 @@ pub trait SignInStore: Send + Sync {
     ) -> StoreResult<Option<Holder>>;
     /// The holder of a live session.
     async fn portal_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Holder>>;
+    /// Ends a portal session (signing out); false when there was none.
+    async fn end_portal_session(&self, token_hash: &str) -> StoreResult<bool>;
     /// The workspace and partner of a contact, if it exists.
     async fn contact_holder(&self, contact: &ContactId) -> StoreResult<Option<Holder>>;
     /// A referral's status-link version (0 until revoked once).
@@ -179,6 +181,11 @@ pub async fn prune(store: &dyn Store, now: Timestamp) -> Result<u64, AppError> {
 
 pub async fn session(store: &dyn Store, token: &str, now: Timestamp) -> Result<Option<Holder>, AppError> {
     Ok(store.portal_session(&token_hash(token), now).await?)
+}
+
+/// Signs a partner contact out: the session's cookie opens nothing afterwards.
+pub async fn sign_out(store: &dyn Store, token: &str) -> Result<bool, AppError> {
+    Ok(store.end_portal_session(&token_hash(token)).await?)
 }
 
 /// The referral a status link shows, if the link is genuine, current and

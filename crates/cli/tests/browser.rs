@@ -86,23 +86,6 @@ async fn browser(driver_url: &str, width: u32, height: u32) -> WebDriver {
 }
 
 /// The page's horizontal overflow: 0 when nothing is wider than the window.
-/// The page after a click has navigated: waits (up to 15 s) until the
-/// current path is `path` and the source contains `text`, so that a slow
-/// machine does not read the page before the POST and its redirect finish.
-async fn arrive(d: &WebDriver, path: &str, text: &str) -> WebDriverResult<String> {
-    let start = Instant::now();
-    loop {
-        let source = d.source().await?;
-        if d.current_url().await?.path() == path && source.contains(text) {
-            return Ok(source);
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            panic!("never arrived at {path} showing {text:?}; the page is:\n{source}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn overflow(d: &WebDriver) -> i64 {
     let v = d.execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![]).await.unwrap();
     v.json().as_i64().unwrap_or(-1)
@@ -136,17 +119,24 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
     let run = async {
         d.goto(&link).await?;
         d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        arrive(&d, "/admin", "waiting for review").await?;
+        // A click returns before the next page has loaded: `query` waits for it.
+        d.query(By::LinkText("Review queue")).first().await?;
+        assert_eq!(d.current_url().await?.path(), "/admin");
+        assert!(d.source().await?.contains("waiting for review"));
         d.screenshot(&shots.join("console-dashboard.png")).await?;
 
         d.find(By::LinkText("Review queue")).await?.click().await?;
-        arrive(&d, "/admin/referrals", "Globex Corporation").await?;
+        d.query(By::LinkText("Globex Corporation")).first().await?;
+        assert!(d.source().await?.contains("Globex Corporation"));
         d.screenshot(&shots.join("console-review-queue.png")).await?;
         d.find(By::LinkText("Globex Corporation")).await?.click().await?;
-        arrive(&d, &format!("/admin/referrals/{rid}"), "Timeline").await?;
+        d.query(By::Id("note")).first().await?;
+        assert_eq!(d.current_url().await?.path(), format!("/admin/referrals/{rid}"));
         d.find(By::Id("note")).await?.send_keys("known to the account team").await?;
         d.find(By::XPath("//button[text()='Approve']")).await?.click().await?;
-        arrive(&d, &format!("/admin/referrals/{rid}"), "approved: known to the account team").await?;
+        d.query(By::XPath("//td[contains(text(), 'known to the account team')]")).first().await?;
+        let page = d.source().await?;
+        assert!(page.contains("approved: known to the account team"), "{page}");
         assert!(d.find_all(By::XPath("//button[text()='Approve']")).await?.is_empty(), "no review form once decided");
         d.screenshot(&shots.join("console-approved.png")).await?;
         assert_eq!(overflow(&d).await, 0, "the desktop page does not scroll sideways");
@@ -172,7 +162,8 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
         phone.screenshot(&shots.join("console-login-phone.png")).await?;
         phone.goto(&link).await?;
         phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        arrive(&phone, "/admin", "waiting for review").await?;
+        phone.query(By::LinkText("Review queue")).first().await?;
+        assert_eq!(phone.current_url().await?.path(), "/admin");
         assert_eq!(overflow(&phone).await, 0, "the dashboard fits a phone");
         phone.screenshot(&shots.join("console-dashboard-phone.png")).await?;
         for path in ["/admin/referrals", &format!("/admin/referrals/{rid}"), "/admin/partners"] {
@@ -180,6 +171,109 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
             assert_eq!(overflow(&phone).await, 0, "{path} fits a phone");
         }
         phone.screenshot(&shots.join("console-partners-phone.png")).await?;
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    phone.quit().await.ok();
+    run.expect("the phone run");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_signs_in_by_link_and_registers_a_referral_in_chromium() {
+    let Some(path) = driver_path("a_partner_signs_in_by_link_and_registers_a_referral_in_chromium") else {
+        return;
+    };
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let p = app.create_partner(&app.admin, "Northwind Consulting", "ada@northwind.example").await;
+    let pid = p["id"].as_str().unwrap().to_owned();
+    let magic = |app: &TestApp| {
+        let (base, admin, pid) = (app.base.clone(), app.admin.clone(), pid.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/partners/{pid}/magic-link"))
+                .bearer_auth(admin)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let link: Value = r.json().await.unwrap();
+            format!("{base}{}", link["url"].as_str().unwrap())
+        }
+    };
+    let link = magic(&app).await;
+
+    let (_driver, driver_url) = start_driver(&path).await;
+    let shots = screenshots();
+    let d = browser(&driver_url, 1280, 900).await;
+    let run = async {
+        d.goto(&link).await?;
+        d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        // Each `query` waits for the next page.
+        d.query(By::LinkText("Earnings")).first().await?;
+        assert_eq!(d.current_url().await?.path(), "/portal");
+        assert!(d.source().await?.contains("No referrals yet"));
+        d.find(By::LinkText("Register a referral")).await?.click().await?;
+        d.query(By::Id("company_name")).first().await?;
+        assert_eq!(d.current_url().await?.path(), "/portal/referrals/new");
+        d.find(By::Id("company_name")).await?.send_keys("Globex Corporation").await?;
+        d.find(By::Id("contact_name")).await?.send_keys("Hank Scorpio").await?;
+        d.find(By::Id("contact_email")).await?.send_keys("hank-at-globex").await?;
+        d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
+        // The error is next to the field and the input is kept.
+        assert!(d.query(By::Id("contact_email-error")).first().await?.is_displayed().await?);
+        assert_eq!(d.find(By::Id("company_name")).await?.value().await?.as_deref(), Some("Globex Corporation"));
+        d.screenshot(&shots.join("portal-register-error.png")).await?;
+        let email = d.find(By::Id("contact_email")).await?;
+        email.clear().await?;
+        email.send_keys("hank@globex.example").await?;
+        d.find(By::XPath("//button[text()='Register']")).await?.click().await?;
+        // `query` waits for the next page's banner.
+        let banner = d.query(By::Css("div.notice")).first().await?.text().await?;
+        assert!(banner.contains("Registered. Approved: this company is registered to you until"), "{banner}");
+        d.screenshot(&shots.join("portal-registered.png")).await?;
+        d.find(By::LinkText("Home")).await?.click().await?;
+        d.query(By::LinkText("Globex Corporation")).first().await?;
+        let page = d.source().await?;
+        assert!(page.contains("Globex Corporation") && page.contains("Received by the sales team"), "{page}");
+        d.screenshot(&shots.join("portal-home.png")).await?;
+        assert_eq!(overflow(&d).await, 0, "the desktop page does not scroll sideways");
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    d.quit().await.ok();
+    run.expect("the browser run");
+    let list: Value = app.get("/api/v1/referrals", &app.admin).await.json().await.unwrap();
+    let only = &list["data"][0];
+    assert_eq!((only["channel"].as_str(), only["partner_id"].as_str()), (Some("portal"), Some(pid.as_str())), "{list}");
+    let rid = only["id"].as_str().unwrap().to_owned();
+
+    // On a phone: every portal page fits the width.
+    let link = magic(&app).await;
+    let phone = browser(&driver_url, 390, 844).await;
+    let run = async {
+        phone.goto(format!("{}/portal", app.base)).await?;
+        assert_eq!(overflow(&phone).await, 0, "the sign-in form fits a phone");
+        phone.goto(&link).await?;
+        phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        phone.query(By::LinkText("Earnings")).first().await?;
+        assert_eq!(phone.current_url().await?.path(), "/portal");
+        phone.screenshot(&shots.join("portal-home-phone.png")).await?;
+        for page in [
+            "/portal",
+            "/portal/referrals/new",
+            &format!("/portal/referrals/{rid}"),
+            "/portal/earnings",
+            "/portal/payout-details",
+            "/portal/preferences",
+        ] {
+            phone.goto(format!("{}{page}", app.base)).await?;
+            assert_eq!(overflow(&phone).await, 0, "{page} fits a phone");
+        }
+        phone.screenshot(&shots.join("portal-preferences-phone.png")).await?;
+        phone.goto(format!("{}/portal/referrals/{rid}", app.base)).await?;
+        phone.screenshot(&shots.join("portal-referral-phone.png")).await?;
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -95,6 +95,13 @@ impl SignInStore for SqlStore {
         Ok(row.map(holder))
     }
 
+    async fn end_portal_session(&self, token_hash: &str) -> StoreResult<bool> {
+        on_write!(self, |pool| {
+            let r = sqlx::query("DELETE FROM portal_sessions WHERE token_hash = $1").bind(token_hash).execute(pool).await.map_err(map)?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
     async fn prune_sign_in(&self, before: Timestamp) -> StoreResult<u64> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;

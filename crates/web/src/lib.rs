@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod observe;
 pub mod portal;
+mod portal_pages;
 pub mod preferences;
 pub mod problem;
 
@@ -118,8 +119,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(observe::prometheus))
-        .route("/portal", get(portal::home))
+        .route("/portal", get(portal_pages::home))
         .route("/portal/login", axum::routing::post(portal::request_link))
+        .route("/portal/logout", axum::routing::post(portal_pages::logout))
+        .route("/portal/referrals/new", get(portal_pages::register_form).post(portal_pages::register))
+        .route("/portal/referrals/{id}", get(portal_pages::referral))
+        .route("/portal/referrals/{id}/reply", axum::routing::post(portal_pages::reply))
+        .route("/portal/referrals/{id}/dispute", axum::routing::post(portal_pages::dispute))
+        .route("/portal/earnings", get(portal_pages::earnings))
+        .route("/portal/payout-details", get(portal_pages::payout_details).post(portal_pages::set_payout_details))
+        .route("/portal/preferences", get(portal_pages::preferences).post(portal_pages::save_preferences))
         .route("/portal/login/{token}", get(portal::sign_in_page).post(portal::sign_in))
         .route("/status/{token}", get(portal::status))
         .merge(console::router())

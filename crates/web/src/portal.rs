@@ -22,16 +22,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
-use partnerloop_app::referrals;
 use partnerloop_app::signin;
-use partnerloop_app::store::{Page, ReferralFilter};
-use partnerloop_app::{Actor, Ctx};
 use serde::Deserialize;
 
 use crate::AppState;
 
-const SESSION_COOKIE: &str = "pl_session";
-const CSRF_COOKIE: &str = "pl_csrf";
+pub(crate) const SESSION_COOKIE: &str = "pl_session";
+pub(crate) const CSRF_COOKIE: &str = "pl_csrf";
 
 /// Sign-in requests allowed per email and per client address.
 pub struct LoginLimits {
@@ -89,21 +86,6 @@ struct SignInPage<'a> {
     token: &'a str,
 }
 
-struct Row {
-    company: String,
-    status: String,
-    protected_until: String,
-}
-
-#[derive(Template)]
-#[template(path = "portal.html")]
-struct PortalPage {
-    workspace: String,
-    partner: String,
-    contact: String,
-    rows: Vec<Row>,
-}
-
 #[derive(Template)]
 #[template(path = "status.html")]
 struct StatusPage {
@@ -147,7 +129,7 @@ fn date(t: Timestamp) -> String {
 }
 
 /// The sign-in form, with a fresh CSRF token in a cookie and the form.
-fn login_form(s: &AppState, status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn login_form(s: &AppState, status: StatusCode, title: &str, text: &str) -> Response {
     let csrf = signin::token_hash(&format!("{}{}", rand::random::<u128>(), Timestamp::now()));
     let mut r = html(status, MessagePage { title, text, login_csrf: Some(csrf.clone()) });
     let c = format!("{CSRF_COOKIE}={csrf}; Path=/portal; HttpOnly; SameSite=Strict{}", secure(s));
@@ -155,44 +137,6 @@ fn login_form(s: &AppState, status: StatusCode, title: &str, text: &str) -> Resp
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
-}
-
-/// `GET /portal`: the partner's home, or the sign-in form.
-pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let now = Timestamp::now();
-    let holder = match cookie(&headers, SESSION_COOKIE) {
-        Some(t) => signin::session(s.store.as_ref(), t, now).await.ok().flatten(),
-        None => None,
-    };
-    let Some(h) = holder else {
-        return login_form(&s, StatusCode::OK, "Partner portal", "Sign in with the link we email you: no password needed.");
-    };
-    let ctx = Ctx::new(h.workspace_id.clone(), Actor::Partner { partner_id: h.partner_id.clone(), key_id: None }, now);
-    let page = async {
-        let partner = partnerloop_app::partners::get(s.store.as_ref(), &ctx, &h.partner_id).await?;
-        let labels = s.store.stage_labels(&h.workspace_id).await?;
-        let list = referrals::list(s.store.as_ref(), &ctx, ReferralFilter::default(), &Page { limit: 200, after: None }).await?;
-        let workspace = s.store.workspace(&h.workspace_id).await?.name;
-        let contact = partner.contacts.iter().find(|c| c.id == h.contact_id).map(|c| c.email.as_str().to_owned()).unwrap_or_default();
-        let rows = list
-            .items
-            .iter()
-            .map(|r| Row {
-                company: r.company_name.clone(),
-                status: partnerloop_app::pipeline::partner_status(r, &labels),
-                protected_until: r.protection.filter(|_| r.is_active(now)).map(|p| date(p.expires_at)).unwrap_or_default(),
-            })
-            .collect();
-        Ok::<_, partnerloop_app::AppError>(PortalPage { workspace, partner: partner.name, contact, rows })
-    }
-    .await;
-    match page {
-        Ok(p) => html(StatusCode::OK, p),
-        Err(e) => {
-            tracing::error!(error = %e, "portal page failed");
-            message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
-        }
-    }
 }
 
 /// `GET /portal/login/{token}`: a button, nothing used up.

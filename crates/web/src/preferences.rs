@@ -35,7 +35,7 @@ struct UnsubscribePage {
     preferences: String,
 }
 
-fn label(t: Topic) -> &'static str {
+pub(crate) fn label(t: Topic) -> &'static str {
     match t {
         Topic::ReferralUpdates => "Updates on my referrals (decisions, stages, wins, protection)",
         Topic::Earnings => "Earnings (commissions, payouts, tier changes)",
@@ -45,7 +45,7 @@ fn label(t: Topic) -> &'static str {
 }
 
 /// The contact's address and current subscriptions.
-async fn current(s: &AppState, ctx: &Ctx, h: &Holder) -> Result<(String, Vec<(Topic, bool)>), AppError> {
+pub(crate) async fn current(s: &AppState, ctx: &Ctx, h: &Holder) -> Result<(String, Vec<(Topic, bool)>), AppError> {
     let prefs = notifications::preferences(s.store.as_ref(), ctx, &h.partner_id).await?;
     let me = prefs["data"].as_array().into_iter().flatten().find(|c| c["contact_id"] == h.contact_id.as_str()).cloned().unwrap_or_default();
     let topics = Topic::ALL.iter().map(|t| (*t, me["topics"][t.as_str()].as_bool().unwrap_or(true))).collect();
