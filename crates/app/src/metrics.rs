@@ -87,9 +87,12 @@ pub struct Metrics {
     pub names: HashMap<PartnerId, String>,
 }
 
-/// The workspace's KPIs (admins only: they name every partner).
+/// The workspace's KPIs: admin tokens and every staff role (staff read the
+/// whole workspace); never a partner, since they name every partner.
 pub async fn workspace_metrics(store: &dyn Store, ctx: &Ctx, q: MetricsQuery) -> Result<Metrics, AppError> {
-    ctx.require_admin()?;
+    if ctx.staff_role().is_none() {
+        ctx.require_admin()?;
+    }
     let scope = q.scope.clone().unwrap_or(Scope::Workspace);
     if let Scope::Partner(p) = &scope {
         match store.partner(&ctx.workspace_id, p).await {
