@@ -185,6 +185,8 @@ async fn the_dashboard_shows_the_programs_kpis_and_draws_each_chart(engine: Engi
     // This month's column and the table row carry the revenue; the funnel: 3 registered, 3 approved, 1 won.
     let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
     assert!(page.contains(&format!("<tr><td>{month}</td><td>1000.00 USD</td></tr>")), "{page}");
+    assert_eq!(page.matches("<tr><td>20").count(), 12, "twelve months");
+    assert_eq!(page.matches("</td><td>0.00 USD</td></tr>").count(), 11, "the other months had no win");
     assert!(page.contains("<tr><td>registered</td><td>3</td></tr>") && page.contains("<tr><td>approved</td><td>3</td></tr>"));
     assert!(page.contains("<tr><td>won</td><td>1</td></tr>"));
     assert!(page.contains("<tr><td>proposal</td><td>1 · 0.00 USD</td></tr>"), "{page}");
