@@ -2,8 +2,9 @@
 //! as a browser uses it: the dashboard's KPIs and charts for a small known
 //! program; the referral page's extend and stage forms (CSRF, roles, errors
 //! beside their fields); payout batches for finance (make, download, mark
-//! paid) and not for sales; the rules editor; the audit log; a partner's
-//! session opens none of these pages.
+//! paid) and not for sales; the rules editor; the audit log; settings (CRM,
+//! notifications, webhook endpoints, dead letters) that never show a
+//! secret back; a partner's session opens none of these pages.
 
 mod common;
 
@@ -25,6 +26,7 @@ on_both_engines!(
     a_partner_session_opens_none_of_the_new_pages,
     the_rules_editor_saves_and_rejects_bad_input_per_field,
     the_audit_page_lists_the_actions_just_taken_newest_first,
+    settings_save_by_field_and_never_show_a_secret_back,
 );
 
 /// A browser: keeps cookies, follows no redirects (the tests look at them).
@@ -422,6 +424,7 @@ async fn a_partner_session_opens_none_of_the_new_pages(engine: Engine) {
         ("/admin/payouts".to_owned(), vec![("csrf", csrf.as_str()), ("currency", "USD")]),
         (format!("/admin/payouts/{id}/paid"), vec![("csrf", csrf.as_str())]),
         ("/admin/rules".to_owned(), vec![("csrf", csrf.as_str()), ("protection_days", "5")]),
+        ("/admin/settings/webhooks".to_owned(), vec![("csrf", csrf.as_str()), ("url", "https://evil.example/hook")]),
     ] {
         let (s, _, location) = b.post(&path, &form).await;
         assert_eq!((s, location.as_deref()), (StatusCode::SEE_OTHER, Some("/login")), "{path}");
@@ -541,5 +544,117 @@ async fn the_audit_page_lists_the_actions_just_taken_newest_first(engine: Engine
     let mut rep = signed_in(&app, "rep@console.example", StaffRole::Sales).await;
     let (s, _, _) = rep.get("/admin/audit").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "the log holds before and after states: managers and admins only");
+    app.cleanup().await;
+}
+
+/// Runs SQL on the test's database (a dead letter the dispatcher gave up on).
+async fn exec(app: &TestApp, sql: String) {
+    if app.database_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("seed");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.expect("seed");
+        pool.close().await;
+    }
+}
+
+async fn settings_save_by_field_and_never_show_a_secret_back(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let mut b = signed_in(&app, "lead@console.example", StaffRole::Admin).await;
+    let (s, page, _) = b.get("/admin/settings").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Not connected.") && page.contains("No endpoints.") && page.contains("Nothing failed for good."), "{page}");
+    let csrf = b.csrf();
+
+    // Notifications: a bad email and bad days beside their fields, nothing saved; then saved, the Slack URL only as "set".
+    let form = |managers: &'static str, days: &'static str| vec![("managers", managers), ("stalled_days", days)];
+    let (s, page, _) = b
+        .post("/admin/settings/notifications", &[&form("ops@vendor.example\nnot-an-email", "0")[..], &[("csrf", csrf.as_str())]].concat())
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"managers-error\">") && page.contains("id=\"stalled-error\">must be from 1 to 365"), "{page}");
+    assert!(page.contains("not-an-email</textarea>"), "what was typed stays");
+    let slack = "https://hooks.slack.example/services/T0/B0/very-secret";
+    let (s, _, _) = b
+        .post(
+            "/admin/settings/notifications",
+            &[&form("ops@vendor.example\nsales@vendor.example", "10")[..], &[("csrf", csrf.as_str()), ("slack_webhook_url", slack)]]
+                .concat(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, n) = body(app.get("/api/v1/settings/notifications", &app.admin).await).await;
+    assert_eq!(
+        (s, &n["manager_emails"], &n["slack"], &n["stalled_days"]),
+        (200, &json!(["ops@vendor.example", "sales@vendor.example"]), &json!(true), &json!(10)),
+        "{n}"
+    );
+    let (_, page, _) = b.get("/admin/settings").await;
+    assert!(page.contains("(set; empty: keep it)") && !page.contains("very-secret"), "the Slack URL is never shown");
+
+    // Webhook endpoints: a bad URL and event beside their fields; a good one shows its secret once.
+    let (s, page, _) = b.post("/admin/settings/webhooks", &[("csrf", &csrf), ("url", "ftp://x"), ("events", "referral.nope")]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"endpoint-url-error\">") && page.contains("id=\"endpoint-events-error\">unknown event type"), "{page}");
+    let (s, page, _) = b.post("/admin/settings/webhooks", &[("csrf", &csrf), ("url", "https://hooks.vendor.example/pl")]).await;
+    assert_eq!(s, StatusCode::OK);
+    let secret = page.split("shown this once: ").nth(1).map(|r| r.split('<').next().unwrap().to_owned()).expect("the secret, once");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let (_, page, _) = b.get("/admin/settings").await;
+    assert!(page.contains("https://hooks.vendor.example/pl") && !page.contains(&secret) && !page.contains("whsec_"));
+    let (_, list) = body(app.get("/api/v1/webhooks", &app.admin).await).await;
+    let endpoint = list["data"][0]["id"].as_str().expect("the endpoint").to_owned();
+    let (s, _, _) = b.post(&format!("/admin/settings/webhooks/{endpoint}/delete"), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no token, no delete");
+    let (s, _, _) = b.post(&format!("/admin/settings/webhooks/{endpoint}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get("/admin/settings").await;
+    assert!(page.contains("No endpoints."));
+
+    // The CRM: a missing token beside its field; connected, the token never shown, the last error shown.
+    let (s, page, _) = b.post("/admin/settings/crm", &[("csrf", &csrf), ("kind", "hubspot"), ("account", "12345")]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"crm-token-error\">a HubSpot private-app token is required"), "{page}");
+    let (s, page, _) =
+        b.post("/admin/settings/crm", &[("csrf", &csrf), ("kind", "hubspot"), ("account", "twelve"), ("token", "pat-x")]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"crm-account-error\">"), "{page}");
+    let (s, _, _) =
+        b.post("/admin/settings/crm", &[("csrf", &csrf), ("kind", "hubspot"), ("account", "12345"), ("token", "pat-na1-top-secret")]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let ws = partnerloop_app::Store::workspace_by_slug(app.store.as_ref(), "default").await.unwrap().id;
+    exec(&app, format!("UPDATE crm_connections SET last_error = 'HubSpot answered 401' WHERE workspace_id = '{ws}'")).await;
+    let (_, page, _) = b.get("/admin/settings").await;
+    assert!(page.contains("<dd>hubspot</dd>") && page.contains("portal 12345") && page.contains("HubSpot answered 401"), "{page}");
+    assert!(!page.contains("pat-na1-top-secret"));
+
+    // A dead letter is retried.
+    exec(
+        &app,
+        format!(
+            "INSERT INTO outbox (id, workspace_id, channel, idempotency_key, event, target, payload, status, attempts, next_attempt_at, last_error, created_at)
+             VALUES ('obx_dead1', '{ws}', 'webhook', 'dead-1', 'referral.approved', 'whe_gone', '{{}}', 'dead', 8,
+                     '2026-01-01T00:00:00.000000Z', 'connection refused', '2026-01-01T00:00:00.000000Z')"
+        ),
+    )
+    .await;
+    let (_, page, _) = b.get("/admin/settings").await;
+    assert!(page.contains("obx_dead1") && page.contains("connection refused"));
+    let (s, page, _) = b.post("/admin/settings/outbox/obx_dead1/retry", &[("csrf", &csrf)]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("will be tried again now") && page.contains("Nothing failed for good."), "{page}");
+    let (s, _, _) = b.post("/admin/settings/outbox/obx_dead1/retry", &[("csrf", &csrf)]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "only a dead letter is retried");
+
+    // Other roles: 403.
+    let mut books = signed_in(&app, "books@console.example", StaffRole::Finance).await;
+    let (s, page, _) = books.get("/admin/settings").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!page.contains("ops@vendor.example"));
+    let csrf = books.csrf();
+    let (s, _, _) = books.post("/admin/settings/webhooks", &[("csrf", &csrf), ("url", "https://evil.example/hook")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     app.cleanup().await;
 }

@@ -32,6 +32,7 @@ mod pages;
 mod payouts;
 mod referral_actions;
 mod rules;
+mod settings;
 
 pub(crate) const SESSION_COOKIE: &str = "pl_staff";
 const CSRF_COOKIE: &str = "pl_staff_csrf";
@@ -56,6 +57,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/payouts/{id}/paid", post(payouts::mark_paid))
         .route("/admin/rules", get(rules::show).post(rules::save))
         .route("/admin/audit", get(audit::list))
+        .route("/admin/settings", get(settings::show))
+        .route("/admin/settings/notifications", post(settings::save_notifications))
+        .route("/admin/settings/webhooks", post(settings::add_endpoint))
+        .route("/admin/settings/webhooks/{id}/delete", post(settings::delete_endpoint))
+        .route("/admin/settings/outbox/{id}/retry", post(settings::retry))
+        .route("/admin/settings/crm", post(settings::connect_crm))
         .route("/admin/account", get(admin::account).post(admin::set_password))
 }
 

@@ -308,6 +308,58 @@ pub(crate) struct Audit {
     pub next: Option<String>,
 }
 
+pub(crate) struct CrmRow {
+    pub kind: String,
+    pub base_url: String,
+    pub account: String,
+    pub polled: String,
+    pub backfilled: String,
+    pub last_error: Option<String>,
+}
+
+pub(crate) struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub active: bool,
+}
+
+pub(crate) struct DeadRow {
+    pub id: String,
+    pub channel: String,
+    pub event: String,
+    pub target: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+pub(crate) struct SettingsPage {
+    pub nav: Nav,
+    pub crm: Option<CrmRow>,
+    pub slack_set: bool,
+    pub managers: String,
+    pub stalled_days: String,
+    pub endpoints: Vec<EndpointRow>,
+    pub dead: Vec<DeadRow>,
+    pub crm_kind: String,
+    pub crm_base_url: String,
+    pub crm_account: String,
+    pub endpoint_url: String,
+    pub endpoint_events: String,
+    /// Field (as the use case names it) → message.
+    pub errors: std::collections::HashMap<String, String>,
+    pub notice: Option<String>,
+}
+
+impl SettingsPage {
+    /// The message for the first of these fields that has one (`events[0]` counts as `events`).
+    pub(crate) fn err(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(k, _)| *k == field || k.starts_with(&format!("{field}["))).map(|(_, m)| m.as_str())
+    }
+}
+
 pub(crate) fn minute(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
