@@ -180,6 +180,16 @@ pub trait StaffStore: Send + Sync {
     /// Ends a session; the audit row is written when there was one to end.
     async fn revoke_staff_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
     async fn console_counts(&self, ws: &WorkspaceId) -> StoreResult<ConsoleCounts>;
+    /// The workspace's audit log, newest first: rows whose id is below
+    /// `before` (when given) and whose action is `action` (when given), at
+    /// most `limit`, each with its id.
+    async fn audit_log(
+        &self,
+        ws: &WorkspaceId,
+        action: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, AuditEntry)>>;
     /// Partners whose name or a contact's email contains `needle`
     /// (lower-case), in id order, at most `limit`.
     async fn search_partner_ids(&self, ws: &WorkspaceId, needle: &str, limit: u32) -> StoreResult<Vec<PartnerId>>;
@@ -399,6 +409,23 @@ pub async fn console_counts(store: &dyn Store, ctx: &Ctx) -> Result<ConsoleCount
         return Err(AppError::Forbidden("the console is for staff".into()));
     }
     Ok(store.console_counts(&ctx.workspace_id).await?)
+}
+
+/// One page of the workspace's audit log, newest first, optionally of one
+/// action. Admins and managers only: the rows hold before and after states.
+pub async fn audit_log(
+    store: &dyn Store,
+    ctx: &Ctx,
+    action: Option<&str>,
+    page: &crate::store::Page,
+) -> Result<crate::store::Paged<(String, AuditEntry)>, AppError> {
+    ctx.require_admin()?;
+    let limit = page.limit.clamp(1, 200);
+    let mut rows = store.audit_log(&ctx.workspace_id, action, page.after.as_deref(), limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_after = if more { rows.last().map(|(id, _)| id.clone()) } else { None };
+    Ok(crate::store::Paged { items: rows, next_after })
 }
 
 /// Partners whose name or contact email contains `query` (case-insensitive).

@@ -91,6 +91,20 @@ async fn overflow(d: &WebDriver) -> i64 {
     v.json().as_i64().unwrap_or(-1)
 }
 
+/// The path the browser lands on once a click's navigation has finished:
+/// WebDriver's click may return before a form's redirect is followed, so
+/// this waits (up to 10 s) for the path to change from `from`.
+async fn landed(d: &WebDriver, from: &str) -> Result<String, WebDriverError> {
+    for _ in 0..100 {
+        let path = d.current_url().await?.path().to_owned();
+        if path != from {
+            return Ok(path);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(d.current_url().await?.path().to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chromium() {
     let Some(path) = driver_path("a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chromium") else {
@@ -118,10 +132,9 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
     let d = browser(&driver_url, 1280, 900).await;
     let run = async {
         d.goto(&link).await?;
+        let link_path = d.current_url().await?.path().to_owned();
         d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        // A click returns before the next page has loaded: `query` waits for it.
-        d.query(By::LinkText("Review queue")).first().await?;
-        assert_eq!(d.current_url().await?.path(), "/admin");
+        assert_eq!(landed(&d, &link_path).await?, "/admin");
         assert!(d.source().await?.contains("waiting for review"));
         d.screenshot(&shots.join("console-dashboard.png")).await?;
 
@@ -161,9 +174,9 @@ async fn a_manager_signs_in_and_approves_a_referral_from_the_review_queue_in_chr
         assert_eq!(overflow(&phone).await, 0, "the sign-in page fits a phone");
         phone.screenshot(&shots.join("console-login-phone.png")).await?;
         phone.goto(&link).await?;
+        let link_path = phone.current_url().await?.path().to_owned();
         phone.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
-        phone.query(By::LinkText("Review queue")).first().await?;
-        assert_eq!(phone.current_url().await?.path(), "/admin");
+        assert_eq!(landed(&phone, &link_path).await?, "/admin");
         assert_eq!(overflow(&phone).await, 0, "the dashboard fits a phone");
         phone.screenshot(&shots.join("console-dashboard-phone.png")).await?;
         for path in ["/admin/referrals", &format!("/admin/referrals/{rid}"), "/admin/partners"] {

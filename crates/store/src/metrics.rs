@@ -86,6 +86,28 @@ macro_rules! bind_scope {
 
 #[async_trait]
 impl MetricsStore for SqlStore {
+    async fn won_revenue_by_month(
+        &self,
+        ws: &WorkspaceId,
+        c: Currency,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        // Stored times are ISO-8601 text in UTC on both engines: the month is their first seven characters.
+        on_read!(self, |pool| sqlx::query_as(
+            "SELECT SUBSTR(closed_at, 1, 7), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)
+             FROM referrals WHERE workspace_id = $1 AND status = 'won' AND amount_currency = $2 AND closed_at >= $3 AND closed_at < $4
+             GROUP BY SUBSTR(closed_at, 1, 7) ORDER BY 1",
+        )
+        .bind(ws.as_str())
+        .bind(c.code())
+        .bind(to_text(start))
+        .bind(to_text(end))
+        .fetch_all(pool)
+        .await
+        .map_err(map))
+    }
+
     async fn kpi_inputs(&self, ws: &WorkspaceId, scope: &Scope, w: &Window) -> StoreResult<Inputs> {
         let start = w.start.map(to_text).unwrap_or_else(|| BEFORE_ALL.to_owned());
         let end = w.end.map(to_text).unwrap_or_else(|| AFTER_ALL.to_owned());

@@ -313,6 +313,34 @@ impl StaffStore for SqlStore {
         })
     }
 
+    async fn audit_log(
+        &self,
+        ws: &WorkspaceId,
+        action: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, AuditEntry)>> {
+        type Row = (String, String, String, String, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = on_read!(self, |pool| sqlx::query_as(
+            "SELECT id, at, actor, action, entity, entity_id, before_state, after_state FROM audit_log
+             WHERE workspace_id = $1 AND ($2 = '' OR action = $2) AND ($3 = '' OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(ws.as_str())
+        .bind(action.unwrap_or(""))
+        .bind(before.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(map))?;
+        rows.into_iter()
+            .map(|(id, at, actor, action, entity, entity_id, before_state, after_state)| {
+                let row = crate::rows::AuditRow { at, actor, action, entity, entity_id, before_state, after_state };
+                Ok((id, AuditEntry::try_from(row)?))
+            })
+            .collect()
+    }
+
     async fn search_partner_ids(&self, ws: &WorkspaceId, needle: &str, limit: u32) -> StoreResult<Vec<PartnerId>> {
         let pattern = like_pattern(needle);
         let ids: Vec<String> = on_read!(self, |pool| sqlx::query_scalar(

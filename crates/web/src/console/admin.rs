@@ -1,4 +1,4 @@
-//! The admin pages: dashboard, referrals (with the review queue), a
+//! The admin pages: referrals (with the review queue), a
 //! referral with its decision and timeline and the approve / reject forms,
 //! partners with search, a partner, and the staff user's own account.
 //! Each handler needs a staff session (else 303 to `/login`) and calls the
@@ -24,8 +24,11 @@ use crate::portal::html;
 
 const PAGE: u32 = 50;
 
+/// A signed-in staff user: its context, the navigation bar, the CSRF token, and whether it may manage.
+pub(super) type Session = (Ctx, Nav, Csrf, bool);
+
 /// The staff user, its context and the page's CSRF token; or the redirect to `/login`.
-async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<(Ctx, Nav, Csrf, bool), Response> {
+pub(super) async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     let Some(h) = staff_of(s, headers).await else {
         return Err(see_other("/login"));
     };
@@ -35,53 +38,25 @@ async fn signed_in(s: &AppState, headers: &HeaderMap) -> Result<(Ctx, Nav, Csrf,
 }
 
 /// Renders a page result, with the CSRF cookie when it is new.
-fn finish(csrf: Csrf, page: Result<Response, (Nav, AppError)>, back: &str) -> Response {
+pub(super) fn finish(csrf: Csrf, page: Result<Response, (Nav, AppError)>, back: &str) -> Response {
     match page {
         Ok(r) => csrf.apply(r),
         Err((nav, e)) => csrf.apply(error_page(Some(nav), e, back)),
     }
 }
 
-fn count(rows: &[(String, i64)], key: &str) -> i64 {
+pub(super) fn count(rows: &[(String, i64)], key: &str) -> i64 {
     rows.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n)
 }
 
-fn money(currency: &str, minor: i64) -> String {
+pub(super) fn money(currency: &str, minor: i64) -> String {
     match partnerloop_domain::money::Currency::parse("currency", currency) {
         Ok(c) => partnerloop_domain::Money::from_minor(minor, c).to_string(),
         Err(_) => format!("{minor} {currency} (minor units)"),
     }
 }
 
-/// `GET /admin`: the dashboard.
-pub(super) async fn dashboard(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let page = async {
-        let c = staff::console_counts(s.store.as_ref(), &ctx).await?;
-        let workspace = s.store.workspace(&ctx.workspace_id).await?.name;
-        Ok::<_, AppError>(pages::Dashboard {
-            workspace,
-            active_partners: count(&c.partners, "active"),
-            all_partners: c.partners.iter().map(|(_, n)| n).sum(),
-            review_queue: count(&c.referrals, "pending_review"),
-            oldest_review: c.oldest_review.map(|t| pages::age(t, ctx.now)),
-            approved: count(&c.referrals, "approved"),
-            won: count(&c.referrals, "won"),
-            lost: count(&c.referrals, "lost"),
-            pipeline: c.pipeline.iter().map(|(cur, minor)| money(cur, *minor)).collect(),
-            by_status: ReferralStatus::ALL.iter().map(|st| (st.as_str().to_owned(), count(&c.referrals, st.as_str()))).collect(),
-            partners_by_status: c.partners.clone(),
-            nav: nav_clone(&nav),
-        })
-    }
-    .await;
-    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin")
-}
-
-fn nav_clone(n: &Nav) -> Nav {
+pub(super) fn nav_clone(n: &Nav) -> Nav {
     Nav { email: n.email.clone(), role: n.role.clone(), csrf: n.csrf.clone() }
 }
 
@@ -156,10 +131,26 @@ pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path
         Err(r) => return r,
     };
     let id = ReferralId::from_string(id);
+    referral_page(&s, (ctx, nav, csrf, may_manage), &id, pages::ActionForms::default(), StatusCode::OK).await
+}
+
+/// The referral page, with what a failed action form asks to correct.
+pub(super) async fn referral_page(s: &AppState, who: Session, id: &ReferralId, forms: pages::ActionForms, status: StatusCode) -> Response {
+    let (ctx, nav, csrf, may_manage) = who;
+    let ctx = &ctx;
     let page = async {
-        let r = referrals::get(s.store.as_ref(), &ctx, &id).await?;
-        let partner = partners::get(s.store.as_ref(), &ctx, &r.partner_id).await?.name;
-        let timeline = referrals::timeline(s.store.as_ref(), &ctx, &id).await?;
+        let r = referrals::get(s.store.as_ref(), ctx, id).await?;
+        let partner = partners::get(s.store.as_ref(), ctx, &r.partner_id).await?.name;
+        let timeline = referrals::timeline(s.store.as_ref(), ctx, id).await?;
+        let mut forms = forms;
+        if forms.currency.is_empty() {
+            forms.currency = match r.amount.or(r.estimated_value) {
+                Some(m) => m.currency().code().to_owned(),
+                None => s.store.workspace(&ctx.workspace_id).await?.currency,
+            };
+        }
+        let protected = r.status == ReferralStatus::Approved && r.protection.is_some_and(|p| p.expires_at > ctx.now);
+        let movable = matches!(r.status, ReferralStatus::Approved | ReferralStatus::Won | ReferralStatus::Lost);
         Ok::<_, AppError>(pages::ReferralDetail {
             nav: nav_clone(&nav),
             id: r.id.to_string(),
@@ -176,6 +167,7 @@ pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path
             ),
             context: r.context.clone().unwrap_or_default(),
             estimated: r.estimated_value.map(|m| m.to_string()).unwrap_or_else(|| "—".into()),
+            amount: r.amount.map(|m| m.to_string()).unwrap_or_else(|| "—".into()),
             channel: r.channel.to_string(),
             created: minute(r.created_at),
             protection: r
@@ -183,6 +175,10 @@ pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path
                 .map(|p| format!("{} to {}", minute(p.starts_at), minute(p.expires_at)))
                 .unwrap_or_else(|| "none".into()),
             stage: r.stage.map(|st| st.to_string()).unwrap_or_else(|| "—".into()),
+            stages: partnerloop_domain::deal::Stage::ALL
+                .iter()
+                .map(|st| (st.as_str().to_owned(), forms.stage.as_deref().map_or(r.stage == Some(*st), |f| f == st.as_str())))
+                .collect(),
             outcome: r.decision.outcome.to_string(),
             decided: format!("decided {} by {}", minute(r.decision.decided_at), r.decision.decided_by),
             reasons: r
@@ -196,7 +192,10 @@ pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path
                 })
                 .collect(),
             reviewable: r.status == ReferralStatus::PendingReview,
+            extendable: may_manage && protected,
+            movable: may_manage && movable,
             may_manage,
+            forms,
             timeline: timeline
                 .into_iter()
                 .map(|e| pages::EventRow { at: minute(e.at), kind: e.kind, actor: e.actor, summary: e.summary })
@@ -204,7 +203,7 @@ pub(super) async fn referral(State(s): State<AppState>, headers: HeaderMap, Path
         })
     }
     .await;
-    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/referrals")
+    finish(csrf, page.map(|p| html(status, p)).map_err(|e| (nav, e)), "/admin/referrals")
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,7 +216,7 @@ pub(super) struct DecisionForm {
     reason: String,
 }
 
-fn forbidden_form(nav: Nav) -> Response {
+pub(super) fn forbidden_form(nav: Nav) -> Response {
     error_page(Some(nav), AppError::Forbidden("the form's security token is missing or stale; reload the page".into()), "/admin")
 }
 

@@ -24,8 +24,15 @@ use crate::AppState;
 use crate::portal::{cookie, secure};
 
 mod admin;
+mod audit;
+mod charts;
+mod dashboard;
 mod login;
 mod pages;
+mod payouts;
+mod referral_actions;
+mod rules;
+mod settings;
 
 pub(crate) const SESSION_COOKIE: &str = "pl_staff";
 const CSRF_COOKIE: &str = "pl_staff_csrf";
@@ -35,13 +42,27 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/login/{token}", get(login::link_page).post(login::redeem))
         .route("/logout", post(login::logout))
-        .route("/admin", get(admin::dashboard))
+        .route("/admin", get(dashboard::dashboard))
         .route("/admin/referrals", get(admin::referrals))
         .route("/admin/referrals/{id}", get(admin::referral))
         .route("/admin/referrals/{id}/approve", post(admin::approve))
         .route("/admin/referrals/{id}/reject", post(admin::reject))
+        .route("/admin/referrals/{id}/extend", post(referral_actions::extend))
+        .route("/admin/referrals/{id}/stage", post(referral_actions::stage))
         .route("/admin/partners", get(admin::partners))
         .route("/admin/partners/{id}", get(admin::partner))
+        .route("/admin/payouts", get(payouts::list).post(payouts::create))
+        .route("/admin/payouts/{id}", get(payouts::detail))
+        .route("/admin/payouts/{id}/export/{format}", get(payouts::export))
+        .route("/admin/payouts/{id}/paid", post(payouts::mark_paid))
+        .route("/admin/rules", get(rules::show).post(rules::save))
+        .route("/admin/audit", get(audit::list))
+        .route("/admin/settings", get(settings::show))
+        .route("/admin/settings/notifications", post(settings::save_notifications))
+        .route("/admin/settings/webhooks", post(settings::add_endpoint))
+        .route("/admin/settings/webhooks/{id}/delete", post(settings::delete_endpoint))
+        .route("/admin/settings/outbox/{id}/retry", post(settings::retry))
+        .route("/admin/settings/crm", post(settings::connect_crm))
         .route("/admin/account", get(admin::account).post(admin::set_password))
 }
 

@@ -62,6 +62,17 @@ pub(crate) struct Dashboard {
     pub pipeline: Vec<String>,
     pub by_status: Vec<(String, i64)>,
     pub partners_by_status: Vec<(String, i64)>,
+    /// The KPI period, `from to to`.
+    pub period: String,
+    pub activation: String,
+    pub activation_of: String,
+    pub conversion: String,
+    pub conversion_of: String,
+    pub revenue: String,
+    pub deal_partner: String,
+    pub deal_direct: String,
+    pub first_referral: String,
+    pub charts: Vec<super::charts::Chart>,
 }
 
 pub(crate) struct ReferralRow {
@@ -112,16 +123,42 @@ pub(crate) struct ReferralDetail {
     pub contact: String,
     pub context: String,
     pub estimated: String,
+    pub amount: String,
     pub channel: String,
     pub created: String,
     pub protection: String,
     pub stage: String,
+    /// Every stage, and whether the stage form selects it.
+    pub stages: Vec<(String, bool)>,
     pub outcome: String,
     pub decided: String,
     pub reasons: Vec<ReasonRow>,
     pub reviewable: bool,
+    /// An admin or manager, and the protection is active.
+    pub extendable: bool,
+    /// An admin or manager, and the referral is approved, won or lost.
+    pub movable: bool,
     pub may_manage: bool,
+    pub forms: ActionForms,
     pub timeline: Vec<EventRow>,
+}
+
+/// What the extend and stage forms were sent with, and what to correct, per field.
+#[derive(Default)]
+pub(crate) struct ActionForms {
+    pub days: String,
+    pub reason: String,
+    pub days_error: Option<String>,
+    pub reason_error: Option<String>,
+    /// The stage form's choice when it failed; else the referral's stage is selected.
+    pub stage: Option<String>,
+    pub amount: String,
+    pub currency: String,
+    pub stage_error: Option<String>,
+    pub amount_error: Option<String>,
+    pub currency_error: Option<String>,
+    /// Why the action cannot be done now (a conflict), or a security-token failure.
+    pub message: Option<String>,
 }
 
 pub(crate) struct PartnerRow {
@@ -172,6 +209,155 @@ pub(crate) struct Account<'a> {
     pub nav: Nav,
     pub has_password: bool,
     pub message: Option<&'a str>,
+}
+
+pub(crate) fn page(limit: u32, after: Option<String>) -> partnerloop_app::store::Page {
+    partnerloop_app::store::Page { limit, after }
+}
+
+pub(crate) struct PayoutRow {
+    pub id: String,
+    pub status: String,
+    pub total: String,
+    pub partners: usize,
+    pub commissions: u64,
+    pub created: String,
+}
+
+/// The new-batch form's state: what was typed, what is wrong, what happened.
+#[derive(Default)]
+pub(crate) struct PayoutMessage {
+    pub currency: String,
+    pub currency_error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_payouts.html")]
+pub(crate) struct Payouts {
+    pub nav: Nav,
+    pub rows: Vec<PayoutRow>,
+    pub next: Option<String>,
+    pub message: PayoutMessage,
+}
+
+pub(crate) struct PayoutItemRow {
+    pub partner_id: String,
+    pub partner: String,
+    pub amount: String,
+    pub commissions: u64,
+    pub method: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_payout.html")]
+pub(crate) struct PayoutDetail {
+    pub nav: Nav,
+    pub id: String,
+    pub status: String,
+    pub total: String,
+    pub created: String,
+    pub paid: Option<String>,
+    pub draft: bool,
+    pub exportable: bool,
+    pub formats: Vec<&'static str>,
+    pub items: Vec<PayoutItemRow>,
+}
+
+pub(crate) struct RuleAction {
+    pub rule: &'static str,
+    pub chosen: String,
+    pub error: Option<String>,
+}
+
+/// The rules form as typed, with what to correct per field.
+pub(crate) struct RulesForm {
+    pub protection_days: String,
+    pub auto_approve: bool,
+    pub fuzzy_threshold: String,
+    pub protection_days_error: Option<String>,
+    pub fuzzy_threshold_error: Option<String>,
+    pub actions: Vec<RuleAction>,
+    pub saved: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_rules.html")]
+pub(crate) struct RulesPage {
+    pub nav: Nav,
+    pub may_manage: bool,
+    pub choices: Vec<&'static str>,
+    pub form: RulesForm,
+}
+
+pub(crate) struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+pub(crate) struct Audit {
+    pub nav: Nav,
+    pub action: String,
+    pub rows: Vec<AuditRow>,
+    pub next: Option<String>,
+}
+
+pub(crate) struct CrmRow {
+    pub kind: String,
+    pub base_url: String,
+    pub account: String,
+    pub polled: String,
+    pub backfilled: String,
+    pub last_error: Option<String>,
+}
+
+pub(crate) struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub active: bool,
+}
+
+pub(crate) struct DeadRow {
+    pub id: String,
+    pub channel: String,
+    pub event: String,
+    pub target: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+pub(crate) struct SettingsPage {
+    pub nav: Nav,
+    pub crm: Option<CrmRow>,
+    pub slack_set: bool,
+    pub managers: String,
+    pub stalled_days: String,
+    pub endpoints: Vec<EndpointRow>,
+    pub dead: Vec<DeadRow>,
+    pub crm_kind: String,
+    pub crm_base_url: String,
+    pub crm_account: String,
+    pub endpoint_url: String,
+    pub endpoint_events: String,
+    /// Field (as the use case names it) → message.
+    pub errors: std::collections::HashMap<String, String>,
+    pub notice: Option<String>,
+}
+
+impl SettingsPage {
+    /// The message for the first of these fields that has one (`events[0]` counts as `events`).
+    pub(crate) fn err(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(k, _)| *k == field || k.starts_with(&format!("{field}["))).map(|(_, m)| m.as_str())
+    }
 }
 
 pub(crate) fn minute(t: Timestamp) -> String {
