@@ -362,7 +362,50 @@ pub async fn connect(store: &dyn Store, sealer: &Sealer, ctx: &Ctx, input: CrmCo
     };
     let audit = AuditEntry::of(ctx, "crm.connected", "workspace", ctx.workspace_id.as_str(), view(&c));
     store.put_crm_connection(&c, &audit).await?;
+    if existing.as_ref().is_none_or(|e| e.kind != kind) {
+        push_existing(store, ctx, &c).await?;
+    }
     Ok(c)
+}
+
+/// Referrals approved or won before the CRM was connected: each becomes a
+/// `sync_deal` outbox item, so the CRM gets the program's history too (a
+/// won one as a closed-won, partner-sourced deal). Keys name the
+/// connection, so connecting the same CRM again pushes nothing twice.
+async fn push_existing(store: &dyn Store, ctx: &Ctx, c: &CrmConnection) -> Result<u64, AppError> {
+    use crate::outbox::{Channel, NewOutboxItem};
+    use crate::store::{Page, ReferralFilter};
+    let mut queued = 0;
+    for status in [ReferralStatus::Approved, ReferralStatus::Won] {
+        let filter = ReferralFilter { status: Some(status), partner_id: None };
+        let mut page = Page { limit: 500, after: None };
+        loop {
+            let found = store.list_referrals(&ctx.workspace_id, &filter, &page).await?;
+            let items: Vec<NewOutboxItem> = found
+                .items
+                .iter()
+                .map(|r| NewOutboxItem {
+                    id: crate::ids::new_id("obx", ctx.now),
+                    workspace_id: ctx.workspace_id.clone(),
+                    channel: Channel::Crm,
+                    idempotency_key: format!("crm-connect:{}:{}:{}:sync_deal", c.kind.as_str(), c.created_at, r.id),
+                    event: "crm.connected".into(),
+                    target: c.kind.as_str().into(),
+                    payload: serde_json::to_value(CrmOp::SyncDeal { referral_id: r.id.to_string() }).unwrap_or_default(),
+                    created_at: ctx.now,
+                })
+                .collect();
+            queued += store.enqueue(&items).await?;
+            match found.next_after {
+                Some(after) => page.after = Some(after),
+                None => break,
+            }
+        }
+    }
+    if queued > 0 {
+        tracing::info!(workspace = %ctx.workspace_id, queued, crm = c.kind.as_str(), "existing referrals queued for the CRM");
+    }
+    Ok(queued)
 }
 
 pub async fn disconnect(store: &dyn Store, ctx: &Ctx) -> Result<(), AppError> {

@@ -241,6 +241,10 @@ async fn backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_
     let lead = h.fake.companies().into_iter().find(|c| c.prop("domain") == Some("seeded-1.example")).unwrap();
     let open_deal = h.fake.seed_deal("Seeded 1 expansion", "qualifiedtobuy", Some(&lead.id));
     h.fake.seed_deal("Old one", "closedlost", Some(&lead.id));
+    // Approved before the CRM was connected: pushed to it once connected.
+    let prior = h.register(&partner_token, "Prior Corp", "prior.example").await;
+    assert_eq!(prior["status"], "approved");
+    h.drain(Timestamp::now()).await;
     h.connect().await;
 
     let (s, sync) = body(h.app.post("/api/v1/settings/crm/sync", &h.app.admin, &json!({})).await).await;
@@ -263,6 +267,13 @@ async fn backfilled_accounts_and_deals_feed_conflict_checks_and_polling_follows_
     h.drain(Timestamp::now()).await;
     let (_, state) = h.crm_state(id).await;
     let deal_id = state["deal_id"].as_str().expect("synced").to_owned();
+    let (_, prior_state) = h.crm_state(prior["id"].as_str().unwrap()).await;
+    assert_eq!(prior_state["status"], "synced", "{prior_state}");
+    let prior_deal = h.fake.deal(prior_state["deal_id"].as_str().unwrap()).unwrap();
+    assert_eq!(prior_deal.prop("partnerloop_referral_id"), prior["id"].as_str());
+    h.connect().await;
+    h.drain(Timestamp::now()).await;
+    assert_eq!(h.fake.count("deals"), 4, "connecting the same CRM again pushes nothing twice (2 seeded + 2 synced)");
     h.fake.change_deal_stage(&deal_id, "presentationscheduled");
     let (s, sync) = body(h.app.post("/api/v1/settings/crm/sync", &h.app.admin, &json!({})).await).await;
     assert_eq!(s, 200, "{sync}");
