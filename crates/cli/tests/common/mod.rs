@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod staff_client;
+
 use std::io::Write as _;
 use std::sync::Arc;
 
