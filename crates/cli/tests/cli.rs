@@ -113,7 +113,8 @@ async fn start_server(db: &str, extra: &[&str]) -> (std::process::Child, String)
     let mut child = c.spawn().expect("spawn serve");
     let base = format!("http://{bind}");
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
+    // `--demo` replays a year of history before it listens.
+    while started.elapsed() < Duration::from_secs(180) {
         if {
             partnerloop_jobs::http::install_crypto_provider();
             reqwest::get(format!("{base}/readyz"))
@@ -163,24 +164,39 @@ async fn serve_demo_answers_with_real_data_and_stops_cleanly_on_sigterm() {
         reqwest::Client::new()
     };
     for (path, at_least) in [
-        ("/api/v1/partners", 5),
+        ("/api/v1/partners?limit=500", 40),
         ("/api/v1/accounts", 4),
-        ("/api/v1/deals", 4),
+        ("/api/v1/deals?limit=500", 100),
         ("/api/v1/commission-plans", 3),
-        ("/api/v1/referrals", 4),
-        ("/api/v1/commissions", 1),
+        ("/api/v1/referrals?limit=500", 300),
+        ("/api/v1/commissions?limit=500", 50),
+        ("/api/v1/payouts", 6),
     ] {
         let page: serde_json::Value = client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         assert!(page["data"].as_array().unwrap().len() >= at_least, "{path}: {page}");
     }
+    // A year of history: every KPI has something to show.
+    let metrics: serde_json::Value =
+        client.get(format!("{base}/api/v1/metrics")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let kpis = &metrics;
+    for kpi in ["partner_activation_rate", "referral_to_closed_won_rate", "median_days_to_first_referral"] {
+        assert!(kpis[kpi].as_f64().is_some_and(|v| v > 0.0), "{kpi}: {metrics}");
+    }
+    let revenue: f64 = kpis["partner_sourced_revenue"]["amount"].as_str().unwrap().parse().unwrap();
+    assert!(revenue > 100_000.0, "{metrics}");
+    let partners = {
+        let page: serde_json::Value =
+            client.get(format!("{base}/api/v1/partners?limit=500")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        page["data"].as_array().unwrap().len()
+    };
     let status = terminate(&mut child);
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 
     // A second `serve --demo` on the same database seeds nothing more.
     let (mut child, base) = start_server(&db, &["--demo"]).await;
     let page: serde_json::Value =
-        client.get(format!("{base}/api/v1/partners")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(page["data"].as_array().unwrap().len(), 5);
+        client.get(format!("{base}/api/v1/partners?limit=500")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), partners, "a second start seeds nothing more");
     assert!(terminate(&mut child).success());
 }
 

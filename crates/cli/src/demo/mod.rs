@@ -1,6 +1,8 @@
-//! Demo data: a small but real program — plans, partners, accounts that
-//! decide conflicts, and a direct pipeline — so the API answers with data
-//! at once. Seeded through the same use cases as the API, so it is audited
+//! Demo data: a real program with a year of history — plans, tiers,
+//! dozens of partners, accounts that decide conflicts, hundreds of
+//! registrations with their reviews, deals, commissions and paid payouts,
+//! and a direct pipeline ([`history`]) — so the API, the console and every
+//! chart answer with data at once. Seeded through the same use cases as the API, so it is audited
 //! and valid like any other data.
 
 use anyhow::{Context as _, anyhow};
@@ -17,6 +19,8 @@ use partnerloop_domain::deal::{DealSource, Stage};
 use partnerloop_domain::partner::{PartnerStatus, PartnerType};
 use partnerloop_domain::plan::{PlanKind, Rate};
 use partnerloop_domain::{Currency, Email, FieldError, Money};
+
+mod history;
 
 fn field<T>(r: Result<T, FieldError>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow!("demo data is invalid: {e}"))
@@ -100,12 +104,13 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
         ("Harbor & Co", PartnerType::Customer, "Dana Reyes", "dana@harbor.example", "harbor.example", None, 90),
         ("Quill Advisory", PartnerType::Consultant, "Eli Novak", "eli@quill.example", "quill.example", Some("bronze"), 20),
     ];
+    let mut members = Vec::new();
     for (name, kind, contact, email, site, tier, age) in partner_rows {
         let plan = match kind {
             PartnerType::Agency => Some(tiered.id.clone()),
             _ => Some(standard.id.clone()),
         };
-        app(partners::create(
+        let partner = app(partners::create(
             store,
             &ctx,
             PartnerForCreate {
@@ -121,6 +126,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
             },
         )
         .await)?;
+        members.push(partner);
     }
 
     let account_rows = [
@@ -171,9 +177,10 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
     // A few registrations through the real rules: one approved and moving
     // through the pipeline, one waiting for review (the sales team already
     // works Soylent), one rejected (Initech is a customer), one won.
+    let joined: Vec<_> = members.iter().map(|p| (p.id.clone(), p.created_at)).collect();
+    history::seed(store, &ws.id, now, &joined).await?;
+
     let matcher = partnerloop_app::matching::NameMatcher::new();
-    let partners =
-        store.list_partners(&ws.id, &PartnerFilter::default(), &Page { limit: 10, after: None }).await.context("cannot read partners")?;
     let registrations = [
         (
             0,
@@ -188,7 +195,7 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
         (1, "Pied Piper", "piedpiper.example", "Richard Hendricks", "richard@piedpiper.example", "Compression startup, series A"),
     ];
     for (i, company, domain, contact, email, context) in registrations {
-        let partner = &partners.items[i];
+        let partner = &members[i];
         let pctx = Ctx::new(ws.id.clone(), partnerloop_app::Actor::Partner { partner_id: partner.id.clone(), key_id: None }, now);
         let input = partnerloop_app::referrals::ReferralForCreate {
             partner_id: None,
