@@ -202,6 +202,8 @@ async fn run(engine: &str, url: &str, partners: usize, referrals: usize, request
     let t = Instant::now();
     seed(url, ws.id.as_str(), partners, referrals, 5_000).await;
     eprintln!("{engine}: seeded {partners} partners, {referrals} referrals and 5,000 direct deals in {:.1} s", t.elapsed().as_secs_f64());
+    // The scheduler's fold of the KPI counters' deltas (every minute).
+    partnerloop_app::metrics::MetricsStore::compact_metric_counters(store.as_ref()).await.expect("compact");
 
     let secret = partnerloop_app::Store::instance_setting_or_init(store.as_ref(), "secret_key", partnerloop_app::auth::random_secret())
         .await

@@ -41,6 +41,9 @@ pub struct Window {
     /// Start of the dormancy window: `as_of` − [`DORMANT_DAYS`].
     pub dormant_since: Timestamp,
     pub currency: Currency,
+    /// `as_of` is now: snapshots are the current state, which the store may
+    /// read from its counters instead of replaying history.
+    pub current: bool,
 }
 
 impl Window {
@@ -52,6 +55,7 @@ impl Window {
             as_of,
             dormant_since: as_of - SignedDuration::from_hours(24 * DORMANT_DAYS),
             currency,
+            current: as_of >= now,
         }
     }
 }
@@ -74,6 +78,15 @@ pub trait MetricsStore: Send + Sync {
     ) -> StoreResult<Vec<(String, i64)>>;
     /// When the partner last registered a referral.
     async fn last_referral_at(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<Timestamp>>;
+    /// Folds the counters' appended deltas into one row per key (every
+    /// workspace); answers how many rows it removed. Safe to run from
+    /// several servers at once, and while writers append.
+    async fn compact_metric_counters(&self) -> StoreResult<u64>;
+}
+
+/// Folds the KPI counters (the scheduler, every minute).
+pub async fn compact_counters(store: &dyn MetricsStore) -> Result<u64, AppError> {
+    Ok(store.compact_metric_counters().await?)
 }
 
 /// What `GET /api/v1/metrics` asks for.

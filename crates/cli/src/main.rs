@@ -385,6 +385,11 @@ async fn run_scheduler(store: Arc<SqlStore>, notify: partnerloop_app::notify::No
             Ok(n) => tracing::info!(expired = n, "protection windows expired"),
             Err(e) => tracing::error!(error = ?e, "expiring protection windows failed"),
         }
+        match partnerloop_app::metrics::compact_counters(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(folded = n, "KPI counters compacted"),
+            Err(e) => tracing::error!(error = ?e, "compacting the KPI counters failed"),
+        }
         match partnerloop_app::commissions::release_due(store.as_ref(), None, jiff::Timestamp::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "commissions became payable"),

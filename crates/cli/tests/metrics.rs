@@ -20,6 +20,7 @@ on_both_engines!(
     a_partner_reads_its_own_scorecard_only,
     prometheus_exports_the_kpis_per_workspace,
     export_streams_every_record_as_csv_and_json,
+    the_counters_follow_every_write_and_agree_with_the_records,
 );
 
 /// A stored time from `2025-01-03` or `2025-01-03T06:00:00`.
@@ -567,4 +568,130 @@ struct ExportHeader;
 impl ExportHeader {
     const COMMISSIONS: &'static str =
         "id,partner_id,referral_id,plan_id,kind,amount,currency,status,rule,available_at,payout_id,created_at";
+}
+
+/// `(kind, bucket, currency, n, value)` of the counters, summed per key
+/// (nonzero only), next to the same figures counted from the referrals.
+async fn counters_and_records(app: &TestApp) -> (Vec<(String, String, String, i64, i64)>, Vec<(String, String, String, i64, i64)>) {
+    let counters = "SELECT kind, bucket, currency, CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT) FROM metric_deltas
+                    GROUP BY kind, bucket, currency HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0 ORDER BY 1, 2, 3";
+    let records =
+        "SELECT 'registered', substr(created_at, 1, 10), '', COUNT(*), CAST(0 AS BIGINT) FROM referrals GROUP BY substr(created_at, 1, 10)
+                   UNION ALL
+                   SELECT 'pipeline', COALESCE(stage, ''), COALESCE(amount_currency, estimated_currency, ''), COUNT(*),
+                          CAST(SUM(COALESCE(amount_minor, estimated_minor, 0)) AS BIGINT)
+                   FROM referrals WHERE status = 'approved' GROUP BY COALESCE(stage, ''), COALESCE(amount_currency, estimated_currency, '')
+                   ORDER BY 1, 2, 3";
+    type Row = (String, String, String, i64, i64);
+    if app.database_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.expect("connect");
+        let a: Vec<Row> = sqlx::query_as(counters).fetch_all(&pool).await.unwrap();
+        let b: Vec<Row> = sqlx::query_as(records).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        (a, b)
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.expect("connect");
+        let a: Vec<Row> = sqlx::query_as(counters).fetch_all(&pool).await.unwrap();
+        let b: Vec<Row> = sqlx::query_as(records).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        (a, b)
+    }
+}
+
+/// The report read from the counters equals the one counted from the
+/// records (a start one microsecond past the epoch and a past snapshot
+/// make the store count the records instead).
+async fn assert_counters_agree(app: &TestApp, when: &str) {
+    use partnerloop_app::metrics::{MetricsStore, Scope, Window};
+    let (counters, records) = counters_and_records(app).await;
+    assert_eq!(counters, records, "{when}: the counters match the records");
+    let ws = partnerloop_domain::ids::WorkspaceId::from_string(workspace_id(app, "default").await);
+    let now = jiff::Timestamp::now();
+    let counted = Window {
+        start: None,
+        end: None,
+        as_of: now,
+        dormant_since: now - jiff::SignedDuration::from_hours(24 * 90),
+        currency: partnerloop_domain::Currency::USD,
+        current: true,
+    };
+    let scanned = Window { start: Some(jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_micros(1)), current: false, ..counted };
+    let a = app.store.kpi_inputs(&ws, &Scope::Workspace, &counted).await.unwrap();
+    let b = app.store.kpi_inputs(&ws, &Scope::Workspace, &scanned).await.unwrap();
+    assert_eq!(a.registered, b.registered, "{when}: registrations");
+    let sorted = |mut p: Vec<partnerloop_domain::metrics::PipelineGroup>| {
+        p.sort_by_key(|g| (g.stage.as_str().to_owned(), g.currency.map(|c| c.code().to_owned())));
+        p
+    };
+    assert_eq!(sorted(a.pipeline), sorted(b.pipeline), "{when}: the open pipeline");
+}
+
+async fn the_counters_follow_every_write_and_agree_with_the_records(engine: Engine) {
+    use partnerloop_app::metrics::MetricsStore as _;
+    let app = TestApp::spawn(engine).await;
+    let partners = app.partners_with_tokens(3).await;
+    let mut ids = Vec::new();
+    let names = [
+        "Globex",
+        "Initrode",
+        "Vandelay Industries",
+        "Soylent",
+        "Hooli",
+        "Massive Dynamic",
+        "Cyberdyne",
+        "Tyrell",
+        "Wayne Enterprises",
+        "Stark Industries",
+        "Oscorp",
+        "Wonka",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let (_, token) = &partners[i % 3];
+        let mut b = json!({"company": {"name": name, "domain": format!("counted{i}.example")},
+                           "contact": {"name": "Pat Lee", "email": format!("pat@counted{i}.example")}});
+        match i % 3 {
+            0 => b["estimated_value"] = json!({"amount": format!("{}.50", 1000 + i), "currency": "USD"}),
+            1 => b["estimated_value"] = json!({"amount": "800.00", "currency": "EUR"}),
+            _ => {}
+        }
+        let (status, r) = body(app.post("/api/v1/referrals", token, &b).await).await;
+        assert_eq!((status, r["status"].as_str()), (201, Some("approved")), "{r}");
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    // Another partner's registration of a held account is rejected: no pipeline.
+    let b = json!({"company": {"name": "Globex", "domain": "counted0.example"}, "contact": {"name": "Al", "email": "al@counted0.example"}});
+    let (status, r) = body(app.post("/api/v1/referrals", &partners[1].1, &b).await).await;
+    assert_eq!((status, r["status"].as_str()), (201, Some("rejected")), "{r}");
+    assert_counters_agree(&app, "after registering").await;
+
+    let stage = |id: &str, b: Value| {
+        let path = format!("/api/v1/referrals/{id}/stage");
+        let app = &app;
+        async move {
+            let (status, r) = body(app.post(&path, &app.admin, &b).await).await;
+            assert_eq!(status, 200, "{path}: {r}");
+        }
+    };
+    stage(&ids[0], json!({"stage": "qualified"})).await;
+    stage(&ids[1], json!({"stage": "proposal"})).await;
+    stage(&ids[2], json!({"stage": "closed_won", "amount": {"amount": "4200.00", "currency": "USD"}})).await;
+    stage(&ids[3], json!({"stage": "closed_lost"})).await;
+    stage(&ids[4], json!({"stage": "closed_won", "amount": {"amount": "999.99", "currency": "EUR"}})).await;
+    // Won, then reopened: back in the pipeline with its won amount.
+    stage(&ids[4], json!({"stage": "negotiation"})).await;
+    assert_counters_agree(&app, "after the pipeline moved").await;
+
+    let removed = app.store.compact_metric_counters().await.unwrap();
+    assert!(removed > 0, "compaction folds the deltas");
+    assert_eq!(app.store.compact_metric_counters().await.unwrap(), 0, "a second run has nothing to fold");
+    assert_counters_agree(&app, "after compaction").await;
+
+    // A history edit moves a registration to another day.
+    exec(&app, format!("UPDATE referrals SET created_at = '2024-02-29T12:00:00.000000Z' WHERE id = '{}'", ids[5])).await;
+    // Lapsed windows expire: those referrals leave the pipeline.
+    let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
+    let expired = partnerloop_app::referrals::expire_lapsed(app.store.as_ref(), far).await.unwrap();
+    assert!(expired >= 5, "open approved referrals expired: {expired}");
+    assert_counters_agree(&app, "after expiry").await;
+    app.cleanup().await;
 }

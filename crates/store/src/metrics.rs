@@ -135,14 +135,20 @@ impl MetricsStore for SqlStore {
             "SELECT status, created_at, first_referral_at FROM partners WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3{}",
             on_partners(scope, "", 4)
         );
-        // Without bounds no range at all (PostgreSQL then counts in half the
-        // time of a whole-table range); `$2 <> $3` keeps the binds the same.
-        let registered_sql = match (w.start, w.end) {
-            (None, None) => format!("SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND $2 <> $3{}", on_referrals(scope, 4)),
-            _ => format!(
+        // The whole workspace over whole UTC days: the daily counters
+        // (migration 0015), compared as `YYYY-MM-DD` text; else the index.
+        let by_day = |t: Option<Timestamp>| t.is_none_or(|t| t.as_second().rem_euclid(86_400) == 0 && t.subsec_nanosecond() == 0);
+        let counted = matches!(scope, Scope::Workspace) && by_day(w.start) && by_day(w.end);
+        let (start_key, end_key) = if counted { (start[..10].to_owned(), end[..10].to_owned()) } else { (start.clone(), end.clone()) };
+        let registered_sql = if counted {
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM metric_deltas
+             WHERE workspace_id = $1 AND kind = 'registered' AND bucket >= $2 AND bucket < $3"
+                .to_owned()
+        } else {
+            format!(
                 "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3{}",
                 on_referrals(scope, 4)
-            ),
+            )
         };
         // Partners active now and already there at the snapshot; dormant:
         // those of them without a referral registered in [dormant_since,
@@ -158,12 +164,21 @@ impl MetricsStore for SqlStore {
                AND p.status = 'active' AND p.created_at < $3{}",
             on_partners(scope, "p.", 4)
         );
-        let pipeline_sql = format!(
-            "SELECT stage, amount_currency, estimated_currency, COUNT(*), CAST(COALESCE(SUM(COALESCE(amount_minor, estimated_minor)), 0) AS BIGINT)
-             FROM referrals WHERE workspace_id = $1 AND status = 'approved' AND created_at < $2{}
-             GROUP BY stage, amount_currency, estimated_currency",
-            on_referrals(scope, 3)
-        );
+        // The current pipeline of the whole workspace is its counters; a
+        // past snapshot or a share of it, the index.
+        let pipeline_sql = if matches!(scope, Scope::Workspace) && w.current {
+            "SELECT NULLIF(bucket, ''), NULLIF(currency, ''), NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT)
+             FROM metric_deltas WHERE workspace_id = $1 AND kind = 'pipeline' AND $2 <> ''
+             GROUP BY bucket, currency HAVING SUM(n) <> 0"
+                .to_owned()
+        } else {
+            format!(
+                "SELECT stage, amount_currency, estimated_currency, COUNT(*), CAST(COALESCE(SUM(COALESCE(amount_minor, estimated_minor)), 0) AS BIGINT)
+                 FROM referrals WHERE workspace_id = $1 AND status = 'approved' AND created_at < $2{}
+                 GROUP BY stage, amount_currency, estimated_currency",
+                on_referrals(scope, 3)
+            )
+        };
         let review_sql = format!(
             "SELECT {decided} - {created} FROM referrals
              WHERE workspace_id = $1 AND decided_by LIKE 'admin:%' AND decided_at >= $2 AND decided_at < $3{}",
@@ -183,8 +198,12 @@ impl MetricsStore for SqlStore {
                 sqlx::query_as::<_, DirectRow>(sqlx::AssertSqlSafe(direct_sql)).bind(ws).bind(&start).bind(&end).fetch_all(pool),
                 bind_scope!(sqlx::query_as::<_, CohortRow>(sqlx::AssertSqlSafe(cohort_sql)).bind(ws).bind(&start).bind(&end), scope)
                     .fetch_all(pool),
-                bind_scope!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(registered_sql)).bind(ws).bind(&start).bind(&end), scope)
-                    .fetch_one(pool),
+                // (Counters serve the workspace scope only, which binds no value.)
+                bind_scope!(
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(registered_sql)).bind(ws).bind(&start_key).bind(&end_key),
+                    scope
+                )
+                .fetch_one(pool),
                 bind_scope!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(active_sql)).bind(ws).bind(&as_of), scope).fetch_one(pool),
                 bind_scope!(
                     sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(dormant_sql)).bind(ws).bind(&dormant_since).bind(&as_of),
@@ -274,6 +293,69 @@ impl MetricsStore for SqlStore {
             q.fetch_all(pool).await.map_err(map)?
         });
         Ok(rows.into_iter().map(|(id, name)| (PartnerId::from_string(id), name)).collect())
+    }
+
+    async fn compact_metric_counters(&self) -> StoreResult<u64> {
+        match &self.db {
+            // One writer at a time: the sums and the delete see the same rows.
+            Db::Sqlite { write, .. } => {
+                let mut tx = write.begin().await.map_err(map)?;
+                let (rows, keys): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(DISTINCT workspace_id || '/' || kind || '/' || bucket || '/' || currency) FROM metric_deltas",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map)?;
+                if rows == keys {
+                    return Ok(0);
+                }
+                let last: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM metric_deltas").fetch_one(&mut *tx).await.map_err(map)?;
+                sqlx::query(
+                    "INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor)
+                     SELECT workspace_id, kind, bucket, currency, SUM(n), SUM(value_minor) FROM metric_deltas WHERE seq <= $1
+                     GROUP BY workspace_id, kind, bucket, currency HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0",
+                )
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                let added: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metric_deltas WHERE seq > $1")
+                    .bind(last)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                let gone = sqlx::query("DELETE FROM metric_deltas WHERE seq <= $1").bind(last).execute(&mut *tx).await.map_err(map)?;
+                tx.commit().await.map_err(map)?;
+                Ok(gone.rows_affected().saturating_sub(u64::try_from(added).unwrap_or(0)))
+            }
+            // One statement, one snapshot: it sums exactly the rows it
+            // deleted, so a concurrent compaction (which waits for those
+            // rows, then skips them) never counts one twice, and deltas
+            // appended meanwhile stay for the next run.
+            Db::Postgres(pool) => {
+                let (rows, keys): (i64, i64) =
+                    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT (workspace_id, kind, bucket, currency)) FROM metric_deltas")
+                        .fetch_one(pool)
+                        .await
+                        .map_err(map)?;
+                if rows == keys {
+                    return Ok(0);
+                }
+                let removed: i64 = sqlx::query_scalar(
+                    "WITH gone AS (DELETE FROM metric_deltas RETURNING workspace_id, kind, bucket, currency, n, value_minor),
+                          folded AS (INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor)
+                                     SELECT workspace_id, kind, bucket, currency, CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT)
+                                     FROM gone GROUP BY workspace_id, kind, bucket, currency
+                                     HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0
+                                     RETURNING 1)
+                     SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM folded)",
+                )
+                .fetch_one(pool)
+                .await
+                .map_err(map)?;
+                Ok(u64::try_from(removed).unwrap_or(0))
+            }
+        }
     }
 
     async fn last_referral_at(&self, ws: &WorkspaceId, partner: &PartnerId) -> StoreResult<Option<Timestamp>> {
