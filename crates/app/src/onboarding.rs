@@ -151,7 +151,10 @@ fn parse_link(input: &str) -> Result<Option<String>, FieldError> {
         .map_err(|_| FieldError::new("link", "must be an http(s) URL or a portal path such as /portal/payout-details"))
 }
 
-fn parse(input: &ItemInput) -> Result<(String, String, Option<String>, Option<AutoCheck>), Vec<FieldError>> {
+/// An item's parsed fields: title, description, link, automatic check.
+type ItemFields = (String, String, Option<String>, Option<AutoCheck>);
+
+fn parse(input: &ItemInput) -> Result<ItemFields, Vec<FieldError>> {
     let mut v = Validator::new();
     let title = v.check(required_text("title", &input.title, 200));
     let description = v.check(optional_text("description", Some(&input.description), 1000));
