@@ -217,18 +217,19 @@ fn tiers_json(v: &Visibility) -> serde_json::Value {
     }
 }
 
-/// The tier slugs typed, checked against the workspace's ladder.
-async fn visibility(store: &dyn Store, ctx: &Ctx, tiers: &[String]) -> Result<Visibility, FieldError> {
+/// The slugs of the workspace's tiers (none without a ladder).
+async fn tier_slugs(store: &dyn Store, ctx: &Ctx) -> Result<Vec<String>, AppError> {
+    Ok(store.tier_ladder(&ctx.workspace_id).await?.map(|l| l.ladder.tiers().iter().map(|t| t.slug.clone()).collect()).unwrap_or_default())
+}
+
+/// The tier slugs typed, checked against the workspace's tiers.
+fn visibility(tiers: &[String], known: &[String]) -> Result<Visibility, FieldError> {
     let mut wanted: Vec<String> = tiers.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
     wanted.sort();
     wanted.dedup();
     if wanted.is_empty() {
         return Ok(Visibility::AllPartners);
     }
-    let known: Vec<String> = match store.tier_ladder(&ctx.workspace_id).await {
-        Ok(Some(l)) => l.ladder.tiers().iter().map(|t| t.slug.clone()).collect(),
-        _ => vec![],
-    };
     match wanted.iter().find(|t| !known.contains(t)) {
         Some(t) => Err(FieldError::new("tiers", format!("'{t}' is not a tier of this workspace"))),
         None => Ok(Visibility::Tiers(wanted)),
@@ -242,7 +243,7 @@ pub async fn add(store: &dyn Store, ctx: &Ctx, input: ResourceForCreate) -> Resu
     let title = v.check(required_text("title", &input.title, 200));
     let description = v.check(optional_text("description", Some(&input.description), 2000));
     let kind = v.check(ResourceKind::parse("kind", input.kind.trim()));
-    let vis = v.check(visibility(store, ctx, &input.tiers).await);
+    let vis = v.check(visibility(&input.tiers, &tier_slugs(store, ctx).await?));
     let has_url = !input.url.trim().is_empty();
     let content = match (&input.file, has_url) {
         (Some(_), true) => v.check(Err(FieldError::new("url", "give a file or a link, not both"))),
@@ -305,7 +306,7 @@ pub async fn list(store: &dyn Store, ctx: &Ctx) -> Result<Vec<Resource>, AppErro
 pub async fn set_visibility(store: &dyn Store, ctx: &Ctx, id: &str, tiers: &[String]) -> Result<(), AppError> {
     ctx.require_admin()?;
     let before = store.resource(&ctx.workspace_id, id).await?;
-    let v = visibility(store, ctx, tiers).await.map_err(|e| AppError::Invalid(vec![e]))?;
+    let v = visibility(tiers, &tier_slugs(store, ctx).await?).map_err(|e| AppError::Invalid(vec![e]))?;
     let mut audit = AuditEntry::of(ctx, "resource.visibility_changed", "resource", id, json!({"tiers": tiers_json(&v)}));
     audit.before = Some(json!({"tiers": tiers_json(&before.visibility)}));
     store.set_resource_visibility(&ctx.workspace_id, id, &v, &audit).await?;
@@ -374,6 +375,18 @@ mod tests {
         for risky in ["text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/javascript", "x/unknown"] {
             assert_eq!(served_content_type(risky), "application/octet-stream", "{risky}");
         }
+    }
+
+    #[test]
+    fn visibility_is_all_partners_or_known_tiers() {
+        let known = vec!["bronze".to_owned(), "gold".to_owned()];
+        assert_eq!(visibility(&[" ".into()], &known).unwrap(), Visibility::AllPartners);
+        assert_eq!(
+            visibility(&["gold".into(), "bronze".into(), "gold".into()], &known).unwrap(),
+            Visibility::Tiers(vec!["bronze".into(), "gold".into()])
+        );
+        assert_eq!(visibility(&["platinum".into()], &known).unwrap_err().field, "tiers");
+        assert!(visibility(&["gold".into()], &[]).is_err(), "no ladder, no tiers");
     }
 
     #[test]
