@@ -247,6 +247,10 @@ pub trait Store:
     + crate::staff::StaffStore
     + crate::notify::scheduled::ScheduleStore
     + crate::metrics::MetricsStore
+    + crate::enablement::EnablementStore
+    + crate::onboarding::OnboardingStore
+    + crate::staff_admin::StaffAdminStore
+    + crate::portal_lists::PortalListStore
     + Send
     + Sync
     + 'static

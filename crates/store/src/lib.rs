@@ -23,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 mod crm;
+mod enablement;
 mod errors;
 mod group_commit;
 mod idempotency;
@@ -32,9 +33,11 @@ mod ledger;
 mod ledger_bulk;
 mod metrics;
 mod notification_settings;
+mod onboarding;
 mod outbox;
 mod payments;
 mod payouts;
+mod portal_lists;
 mod records;
 mod referral_rows;
 mod referral_writes;
@@ -43,6 +46,7 @@ mod scheduled;
 mod settings_cache;
 mod sign_in;
 mod staff;
+mod staff_admin;
 mod store_impl;
 mod tiers;
 mod time;
@@ -251,6 +255,8 @@ impl SqlStore {
                 "bigint" => "bigint",
                 "integer" => "integer",
                 "boolean" => "boolean",
+                // File bytes: BLOB on SQLite, BYTEA on PostgreSQL.
+                "blob" | "bytea" => "bytes",
                 other => other,
             }
             .to_owned();

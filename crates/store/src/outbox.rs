@@ -72,6 +72,8 @@ macro_rules! insert_items {
     }};
 }
 
+pub(crate) use insert_items;
+
 #[async_trait]
 impl OutboxStore for SqlStore {
     async fn pending_events(&self, limit: u32) -> StoreResult<Vec<PendingEvent>> {

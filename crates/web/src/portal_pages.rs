@@ -23,11 +23,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use jiff::Timestamp;
-use partnerloop_app::ledger::CommissionFilter;
 use partnerloop_app::outbox::{Preference, Topic};
 use partnerloop_app::signin::{self, Holder};
-use partnerloop_app::store::{Page, ReferralFilter, Registered};
-use partnerloop_app::{Actor, AppError, Ctx, commissions, notifications, partners, payouts, pipeline, referrals, tiers};
+use partnerloop_app::store::{Page, Registered};
+use partnerloop_app::{Actor, AppError, Ctx, commissions, notifications, partners, payouts, pipeline, portal_lists, referrals, tiers};
 use partnerloop_domain::company::CompanyDomain;
 use partnerloop_domain::payout::{PayoutMethod, PayoutMethodInput};
 use partnerloop_domain::referral::{Channel, Outcome, Referral, ReferralId, ReferralStatus};
@@ -202,7 +201,10 @@ struct HomePage {
     rows: Vec<ReferralRow>,
     balances: Vec<BalanceRow>,
     tier: Option<TierView>,
-    more: bool,
+    onboarding: Option<enablement::ChecklistCard>,
+    /// The next (older) page's URL, and whether this is not the first page.
+    older: Option<String>,
+    paged: bool,
 }
 
 fn balance_rows(b: &[partnerloop_app::ledger::Balance]) -> Vec<BalanceRow> {
@@ -246,8 +248,30 @@ async fn tier_view(s: &AppState, ctx: &Ctx, partner: &partnerloop_domain::ids::P
     }))
 }
 
-/// `GET /portal`: the partner's home, or the sign-in form.
-pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// A list's `?cursor=` (and `?limit=`), as the API reads them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CursorQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+impl CursorQuery {
+    fn page(&self) -> Result<Page, AppError> {
+        crate::extract::ListParams { limit: self.limit.clone(), cursor: self.cursor.clone() }.page().map_err(|e| AppError::Invalid(vec![e]))
+    }
+
+    /// The link to the page after `next_after`, on `path`.
+    fn older(&self, path: &str, next_after: Option<String>) -> Option<String> {
+        let limit = self.limit.as_deref().filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+        crate::extract::encode_cursor(next_after)
+            .map(|c| format!("{path}?cursor={c}{}", limit.map(|l| format!("&limit={l}")).unwrap_or_default()))
+    }
+}
+
+/// `GET /portal?cursor=`: the partner's home (its referrals newest first,
+/// 50 a page), or the sign-in form.
+pub async fn home(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<CursorQuery>) -> Response {
     match holder_of(&s, &headers).await {
         Ok(Some(_)) => {}
         Ok(None) => return login_form(&s, StatusCode::OK, "Partner portal", "Sign in with the link we email you: no password needed."),
@@ -260,7 +284,8 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let ctx = &sess.ctx;
     let page = async {
         let labels = s.store.stage_labels(&ctx.workspace_id).await?;
-        let list = referrals::list(s.store.as_ref(), ctx, ReferralFilter::default(), &Page { limit: 100, after: None }).await?;
+        let page = q.page()?;
+        let list = portal_lists::referrals(s.store.as_ref(), ctx, &page).await?;
         let rows = list
             .items
             .iter()
@@ -274,13 +299,16 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
             .collect();
         let balances = balance_rows(&commissions::balances(s.store.as_ref(), ctx, &sess.holder.partner_id).await?);
         let tier = tier_view(&s, ctx, &sess.holder.partner_id).await?;
+        let onboarding = enablement::checklist_card(&s, ctx, &sess.holder.partner_id).await?;
         Ok::<_, AppError>(HomePage {
             nav: sess.nav(),
             workspace: sess.workspace.clone(),
             rows,
             balances,
             tier,
-            more: list.next_after.is_some(),
+            onboarding,
+            older: q.older("/portal", list.next_after),
+            paged: page.after.is_some(),
         })
     }
     .await;
@@ -655,7 +683,8 @@ struct EarningsPage {
     balances: Vec<BalanceRow>,
     rows: Vec<CommissionRow>,
     payouts: Vec<PayoutRow>,
-    more: bool,
+    older: Option<String>,
+    paged: bool,
 }
 
 fn status_words(s: partnerloop_domain::commission::CommissionStatus) -> &'static str {
@@ -668,13 +697,15 @@ fn status_words(s: partnerloop_domain::commission::CommissionStatus) -> &'static
     }
 }
 
-/// `GET /portal/earnings`: balances, every commission, and the payouts they went out in.
-pub async fn earnings(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /portal/earnings?cursor=`: balances, the commissions newest first
+/// (50 a page), and the payouts those went out in.
+pub async fn earnings(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<CursorQuery>) -> Response {
     let sess = signed_in!(s, headers);
     let ctx = &sess.ctx;
     let page = async {
         let balances = balance_rows(&commissions::balances(s.store.as_ref(), ctx, &sess.holder.partner_id).await?);
-        let list = commissions::list(s.store.as_ref(), ctx, CommissionFilter::default(), &Page { limit: 200, after: None }).await?;
+        let page = q.page()?;
+        let list = portal_lists::commissions(s.store.as_ref(), ctx, &page).await?;
         let ids: Vec<_> = list.items.iter().map(|c| c.referral_id.clone()).collect();
         let names = s.store.referral_company_names(&ctx.workspace_id, &ids).await?;
         let mut payouts: BTreeMap<String, (Money, u64, Timestamp)> = BTreeMap::new();
@@ -703,7 +734,14 @@ pub async fn earnings(State(s): State<AppState>, headers: HeaderMap) -> Response
         }
         let payouts =
             payouts.into_iter().map(|(id, (total, count, at))| PayoutRow { id, total: total.to_string(), count, paid: date(at) }).collect();
-        Ok::<_, AppError>(EarningsPage { nav: sess.nav(), balances, rows, payouts, more: list.next_after.is_some() })
+        Ok::<_, AppError>(EarningsPage {
+            nav: sess.nav(),
+            balances,
+            rows,
+            payouts,
+            older: q.older("/portal/earnings", list.next_after),
+            paged: page.after.is_some(),
+        })
     }
     .await;
     match page {
@@ -924,6 +962,9 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap, Form(f): Form
     }
     r
 }
+
+// The library and the onboarding checklist use this module's session and pages.
+pub(crate) mod enablement;
 
 #[cfg(test)]
 mod tests {

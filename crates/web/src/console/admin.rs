@@ -316,7 +316,11 @@ pub(super) async fn partner(State(s): State<AppState>, headers: HeaderMap, Path(
         let p = partners::get(s.store.as_ref(), &ctx, &id).await?;
         let filter = ReferralFilter { status: None, partner_id: Some(p.id.clone()) };
         let list = referrals::list(s.store.as_ref(), &ctx, filter, &Page { limit: 200, after: None }).await?;
+        let progress = partnerloop_app::onboarding::progress(s.store.as_ref(), &ctx, &p.id).await?;
         Ok::<_, AppError>(pages::PartnerDetail {
+            onboarding_done: progress.done(),
+            onboarding_total: progress.total(),
+            onboarding: progress.items.iter().map(|i| (i.item.title.clone(), i.done_at.map(minute))).collect(),
             nav: nav_clone(&nav),
             name: p.name.clone(),
             status: p.status.to_string(),

@@ -27,12 +27,15 @@ mod admin;
 mod audit;
 mod charts;
 mod dashboard;
+mod library;
 mod login;
+mod onboarding;
 mod pages;
 mod payouts;
 mod referral_actions;
 mod rules;
 mod settings;
+mod users;
 
 pub(crate) const SESSION_COOKIE: &str = "pl_staff";
 const CSRF_COOKIE: &str = "pl_staff_csrf";
@@ -64,6 +67,20 @@ pub fn router() -> Router<AppState> {
         .route("/admin/settings/outbox/{id}/retry", post(settings::retry))
         .route("/admin/settings/crm", post(settings::connect_crm))
         .route("/admin/account", get(admin::account).post(admin::set_password))
+        .route(
+            "/admin/resources",
+            get(library::list).post(library::add).layer(axum::extract::DefaultBodyLimit::max(library::UPLOAD_BODY_LIMIT)),
+        )
+        .route("/admin/resources/{id}/visibility", post(library::visibility))
+        .route("/admin/resources/{id}/delete", post(library::delete))
+        .route("/admin/onboarding", get(onboarding::show).post(onboarding::add))
+        .route("/admin/onboarding/{id}", post(onboarding::edit))
+        .route("/admin/onboarding/{id}/move", post(onboarding::move_item))
+        .route("/admin/onboarding/{id}/delete", post(onboarding::delete))
+        .route("/admin/users", get(users::list).post(users::invite))
+        .route("/admin/users/{id}/role", post(users::set_role))
+        .route("/admin/users/{id}/disable", post(users::disable))
+        .route("/admin/users/{id}/enable", post(users::enable))
 }
 
 /// The CSRF token of this browser: the cookie's, or a new one to set.

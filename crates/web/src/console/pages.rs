@@ -201,6 +201,10 @@ pub(crate) struct PartnerDetail {
     pub first_referral: String,
     pub contacts: Vec<(String, String)>,
     pub referrals: Vec<PartnerReferralRow>,
+    /// Onboarding: items done, items in all, and each item's title with when it was done.
+    pub onboarding_done: usize,
+    pub onboarding_total: usize,
+    pub onboarding: Vec<(String, Option<String>)>,
 }
 
 #[derive(Template)]
