@@ -247,6 +247,7 @@ pub trait Store:
     + crate::staff::StaffStore
     + crate::notify::scheduled::ScheduleStore
     + crate::metrics::MetricsStore
+    + crate::applications::RecruitmentStore
     + Send
     + Sync
     + 'static

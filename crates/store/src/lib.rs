@@ -36,6 +36,7 @@ mod outbox;
 mod payments;
 mod payouts;
 mod records;
+mod recruitment;
 mod referral_rows;
 mod referral_writes;
 mod rows;
