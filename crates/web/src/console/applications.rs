@@ -9,14 +9,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use partnerloop_app::applications::{self, Application};
-use partnerloop_app::{AppError, Ctx};
+use partnerloop_app::AppError;
 use partnerloop_domain::application::ApplicationStatus;
 use partnerloop_domain::partner::Partner;
 use serde::Deserialize;
 
-use super::admin::{finish, forbidden_form, nav_clone, signed_in};
+use super::admin::{Session, finish, forbidden_form, nav_clone, signed_in};
 use super::pages::{Nav, error_page, minute};
-use super::{Csrf, csrf_ok, see_other};
+use super::{csrf_ok, see_other};
 use crate::AppState;
 use crate::portal::html;
 
@@ -116,16 +116,10 @@ pub(super) async fn list(State(s): State<AppState>, headers: HeaderMap, Query(q)
     finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin")
 }
 
-async fn detail_page(
-    s: &AppState,
-    ctx: &Ctx,
-    nav: Nav,
-    csrf: Csrf,
-    may_manage: bool,
-    id: &str,
-    reject: (String, Option<String>),
-    status: StatusCode,
-) -> Response {
+/// The application page, with the reject form's reason and its error when that form failed.
+async fn detail_page(s: &AppState, who: Session, id: &str, reject: (String, Option<String>), status: StatusCode) -> Response {
+    let (ctx, nav, csrf, may_manage) = who;
+    let ctx = &ctx;
     let page = async {
         let (a, p) = applications::get(s.store.as_ref(), ctx, id).await?;
         let w = a.weights;
@@ -171,11 +165,11 @@ async fn detail_page(
 
 /// `GET /admin/applications/{id}`.
 pub(super) async fn detail(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (ctx, nav, csrf, may_manage) = match signed_in(&s, &headers).await {
+    let who = match signed_in(&s, &headers).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    detail_page(&s, &ctx, nav, csrf, may_manage, &id, (String::new(), None), StatusCode::OK).await
+    detail_page(&s, who, &id, (String::new(), None), StatusCode::OK).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,7 +214,7 @@ pub(super) async fn reject(State(s): State<AppState>, headers: HeaderMap, Path(i
         Ok(_) => see_other(&format!("/admin/applications/{id}")),
         Err(AppError::Invalid(errors)) => {
             let why = errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
-            detail_page(&s, &ctx, nav, csrf, may_manage, &id, (f.reason, Some(why)), StatusCode::UNPROCESSABLE_ENTITY).await
+            detail_page(&s, (ctx, nav, csrf, may_manage), &id, (f.reason, Some(why)), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => csrf.apply(error_page(Some(nav), e, &format!("/admin/applications/{id}"))),
     }
