@@ -196,9 +196,10 @@ pub async fn apply(store: &dyn Store, ctx: &Ctx, input: ApplicationForCreate) ->
     let ws = &ctx.workspace_id;
     let criteria = store.criteria(ws).await?.unwrap_or_default();
     let score = application::score(&criteria, &answers_of(&input));
-    let fresh = |id: String| Application {
+    // The answers as an application of `partner_id`; a repeat keeps its first id and time.
+    let fresh = |id: String, partner_id: PartnerId| Application {
         id,
-        partner_id: PartnerId::from_string(""),
+        partner_id,
         status: ApplicationStatus::Pending,
         industries: input.industries.clone(),
         typical_deal: input.typical_deal,
@@ -216,7 +217,8 @@ pub async fn apply(store: &dyn Store, ctx: &Ctx, input: ApplicationForCreate) ->
         updated_at: ctx.now,
     };
     if let Some(existing) = existing_partner(store, ws, &input.contact_email).await? {
-        return update_pending(store, ctx, &existing, &input, &fresh(String::new())).await;
+        let answered = fresh(String::new(), existing.id.clone());
+        return update_pending(store, ctx, &existing, &input, &answered).await;
     }
     let mut partner = new_partner(
         ctx,
@@ -232,8 +234,7 @@ pub async fn apply(store: &dyn Store, ctx: &Ctx, input: ApplicationForCreate) ->
             created_at: None,
         },
     );
-    let mut app = fresh(crate::ids::new_id("apl", ctx.now));
-    app.partner_id = partner.id.clone();
+    let app = fresh(crate::ids::new_id("apl", ctx.now), partner.id.clone());
     for _ in 0..5 {
         let audit = AuditEntry::of(ctx, "partner.applied", "partner", partner.id.as_str(), with_application(&partner, &app));
         match store.insert_application(ws, &partner, &app, &audit).await {

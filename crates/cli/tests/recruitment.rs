@@ -22,6 +22,7 @@ on_both_engines!(
     bad_answers_show_the_form_again_with_each_field_named_and_kept,
     applications_are_scored_and_queued_best_first,
     a_second_application_from_one_address_updates_the_first,
+    each_workspace_has_its_own_form_and_queue,
     approving_activates_the_partner_and_queues_the_welcome_mail,
     rejecting_needs_a_reason_and_records_it,
     a_sales_user_reads_the_queue_but_may_not_decide,
@@ -99,8 +100,13 @@ fn with(mut form: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String,
 
 /// Fills `/apply` in and sends it.
 async fn apply(b: &mut Browser, form: &[(String, String)]) -> (StatusCode, String) {
-    let (csrf, stamp) = open(b, "/apply").await;
-    let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf), ("stamp", &stamp), ("workspace", "default")];
+    apply_to(b, "default", form).await
+}
+
+/// Fills in the application form of workspace `slug` and sends it.
+async fn apply_to(b: &mut Browser, slug: &str, form: &[(String, String)]) -> (StatusCode, String) {
+    let (csrf, stamp) = open(b, &format!("/apply?workspace={slug}")).await;
+    let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf), ("stamp", &stamp), ("workspace", slug)];
     all.extend(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let (s, page, _) = b.post("/apply", &all).await;
     (s, page)
@@ -228,6 +234,30 @@ async fn a_second_application_from_one_address_updates_the_first(engine: Engine)
     app.cleanup().await;
 }
 
+async fn each_workspace_has_its_own_form_and_queue(engine: Engine) {
+    let app = spawn(engine).await;
+    let acme_admin = app.admin_token("acme").await;
+    let mut b = Browser::new(&app);
+    let (s, _, _) = b.get("/apply?workspace=nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A stamp is for its own workspace's form only.
+    let (csrf, stamp) = open(&mut b, "/apply?workspace=default").await;
+    let mut form: Vec<(String, String)> = vec![("csrf".into(), csrf), ("stamp".into(), stamp), ("workspace".into(), "acme".into())];
+    form.extend(answers("Cross Post", "cross@post.example"));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(b.post("/apply", &pairs).await.0, StatusCode::OK);
+    let (s, _) = apply_to(&mut b, "acme", &answers("Acme Partner", "ada@northwind.example")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, acme) = body(app.get("/api/v1/partners?status=applied", &acme_admin).await).await;
+    let names: Vec<&str> = acme["data"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Acme Partner"], "the cross-posted stamp stored nothing");
+    assert!(partners(&app, "applied").await.is_empty(), "the default workspace's queue is untouched");
+    // The same address may apply to another workspace's program.
+    assert_eq!(apply(&mut b, &answers("Northwind", "ada@northwind.example")).await.0, StatusCode::OK);
+    assert_eq!(partners(&app, "applied").await.len(), 1);
+    app.cleanup().await;
+}
+
 async fn approving_activates_the_partner_and_queues_the_welcome_mail(engine: Engine) {
     let app = spawn(engine).await;
     let mut b = Browser::new(&app);
@@ -296,6 +326,12 @@ async fn rejecting_needs_a_reason_and_records_it(engine: Engine) {
     assert!(last.actor.starts_with("staff:"));
     let (_, queue, _) = m.get("/admin/applications").await;
     assert!(!queue.contains("Northwind"), "no longer in the queue");
+    // Applying again after a rejection changes nothing, and says the same as ever.
+    let (s, page) = apply(&mut b, &answers("Northwind Again", "ada@northwind.example")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Thank you for applying"));
+    assert!(partners(&app, "applied").await.is_empty());
+    assert_eq!(partners(&app, "archived").await.len(), 1);
     app.cleanup().await;
 }
 
