@@ -6,6 +6,7 @@
 //! [`Store`] trait; the clock only through the `now` in `Ctx`.
 
 pub mod accounts;
+pub mod applications;
 pub mod auth;
 pub mod commissions;
 pub mod crm;

@@ -251,6 +251,7 @@ pub trait Store:
     + crate::onboarding::OnboardingStore
     + crate::staff_admin::StaffAdminStore
     + crate::portal_lists::PortalListStore
+    + crate::applications::RecruitmentStore
     + Send
     + Sync
     + 'static

@@ -1,8 +1,9 @@
 //! The console in a real browser: headless Chromium driven over WebDriver
 //! (Debian's `chromium` and `chromium-driver`). A staff user opens the
 //! sign-in link from `users create`, finds the referral in the review
-//! queue and approves it; the pages also fit a phone's width. Screenshots
-//! go to `target/screenshots/`.
+//! queue and approves it; an applicant fills in `/apply` and the application
+//! lands in the console's queue with its score; the pages also fit a
+//! phone's width. Screenshots go to `target/screenshots/`.
 //!
 //! `PARTNERLOOP_TEST_CHROMEDRIVER` names the chromedriver binary (`.ci/run`
 //! sets it); without it the test says `SKIPPED` and passes, except when
@@ -287,6 +288,104 @@ async fn a_partner_signs_in_by_link_and_registers_a_referral_in_chromium() {
         phone.screenshot(&shots.join("portal-preferences-phone.png")).await?;
         phone.goto(format!("{}/portal/referrals/{rid}", app.base)).await?;
         phone.screenshot(&shots.join("portal-referral-phone.png")).await?;
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    phone.quit().await.ok();
+    run.expect("the phone run");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_form_scores_and_lands_in_the_queue_in_chromium() {
+    let Some(path) = driver_path("the_application_form_scores_and_lands_in_the_queue_in_chromium") else {
+        return;
+    };
+    // The server's own minimum fill time (2 s): the browser waits like a person.
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let now = jiff::Timestamp::now();
+    let ws = workspaces::ensure(app.store.as_ref(), "default", now).await.unwrap();
+    let ctx = Ctx::system(ws.id.clone(), "test", now);
+    let criteria = partnerloop_domain::application::Criteria {
+        target_industries: vec!["healthcare".into(), "logistics".into()],
+        deal_size_band: Some((1_000_000, 5_000_000)),
+        referrals_per_quarter: 3,
+        weights: partnerloop_domain::application::Weights { audience: 40, deal_size: 30, credibility: 20, responsiveness: 10 },
+    };
+    partnerloop_app::applications::put_criteria(app.store.as_ref(), &ctx, criteria).await.unwrap();
+    let (_, link) = staff::create_user(app.store.as_ref(), &app.base, &ctx, "lead@vendor.example", StaffRole::Manager).await.unwrap();
+    let fill_time = Duration::from_millis(2_300);
+
+    let (_driver, driver_url) = start_driver(&path).await;
+    let shots = screenshots();
+    let d = browser(&driver_url, 1280, 900).await;
+    let run = async {
+        d.goto(format!("{}/apply", app.base)).await?;
+        d.find(By::Id("company_name")).await?.send_keys("Northwind Health").await?;
+        d.find(By::Css("#partner_type option[value='consultant']")).await?.click().await?;
+        d.find(By::Id("website")).await?.send_keys("northwind.example").await?;
+        d.find(By::Id("contact_name")).await?.send_keys("Ada Park").await?;
+        d.find(By::Id("contact_email")).await?.send_keys("ada-at-northwind").await?;
+        d.find(By::Css("input[name=industry_0]")).await?.click().await?;
+        d.find(By::Id("typical_deal")).await?.send_keys("20000").await?;
+        d.find(By::Id("years_in_business")).await?.send_keys("2").await?;
+        d.find(By::Id("client_count")).await?.send_keys("25").await?;
+        d.find(By::Id("referrals_per_quarter")).await?.send_keys("3").await?;
+        d.find(By::Css("#response_time option[value='same_day']")).await?.click().await?;
+        tokio::time::sleep(fill_time).await;
+        d.find(By::XPath("//button[text()='Send application']")).await?.click().await?;
+        // The error is next to its field, and what was typed and ticked is kept.
+        assert!(d.query(By::Id("contact_email-error")).first().await?.is_displayed().await?);
+        assert_eq!(d.find(By::Id("company_name")).await?.value().await?.as_deref(), Some("Northwind Health"));
+        assert!(d.find(By::Css("input[name=industry_0]")).await?.is_selected().await?);
+        d.screenshot(&shots.join("apply-error.png")).await?;
+        let email = d.find(By::Id("contact_email")).await?;
+        email.clear().await?;
+        email.send_keys("ada@northwind.example").await?;
+        tokio::time::sleep(fill_time).await;
+        d.find(By::XPath("//button[text()='Send application']")).await?.click().await?;
+        let heading = d.query(By::XPath("//h1[text()='Thank you for applying']")).first().await?;
+        assert!(heading.is_displayed().await?);
+        d.screenshot(&shots.join("apply-thanks.png")).await?;
+
+        // Staff sign in and find it in the queue with its score:
+        // audience 100×40, deal size 100×30, credibility (16 + 40 + 20 = 76)×20, responsiveness 100×10 → 95.
+        d.goto(&link).await?;
+        let link_path = d.current_url().await?.path().to_owned();
+        d.find(By::Css("form[method=post] button[type=submit]")).await?.click().await?;
+        assert_eq!(landed(&d, &link_path).await?, "/admin");
+        d.find(By::LinkText("Applications")).await?.click().await?;
+        d.query(By::LinkText("Northwind Health")).first().await?;
+        assert_eq!(d.find(By::Css("tr.application .score")).await?.text().await?, "95");
+        let row = d.find(By::Css("tr.application")).await?.text().await?;
+        assert!(row.contains("100") && row.contains("76"), "the breakdown: {row}");
+        d.screenshot(&shots.join("console-applications.png")).await?;
+        d.find(By::LinkText("Northwind Health")).await?.click().await?;
+        d.query(By::Id("reason")).first().await?;
+        assert_eq!(d.find(By::Css("h2 .score")).await?.text().await?, "95");
+        d.screenshot(&shots.join("console-application.png")).await?;
+        let here = d.current_url().await?.path().to_owned();
+        d.find(By::XPath("//button[text()='Approve and send the welcome email']")).await?.click().await?;
+        assert!(landed(&d, &here).await?.starts_with("/admin/partners/prt_"));
+        assert!(d.source().await?.contains("active"));
+        Ok::<_, WebDriverError>(())
+    }
+    .await;
+    d.quit().await.ok();
+    run.expect("the browser run");
+    let list: Value = app.get("/api/v1/partners?status=active", &app.admin).await.json().await.unwrap();
+    assert_eq!(list["data"][0]["name"], "Northwind Health", "{list}");
+    let code = list["data"][0]["referral_code"].as_str().unwrap().to_owned();
+
+    // On a phone: the application form and the referral link's form fit the width.
+    let phone = browser(&driver_url, 390, 844).await;
+    let run = async {
+        for (page, shot) in [("/apply".to_owned(), "apply-phone.png"), (format!("/r/{code}"), "referral-link-phone.png")] {
+            phone.goto(format!("{}{page}", app.base)).await?;
+            assert!(phone.find(By::Id("company_name")).await?.is_displayed().await?);
+            assert_eq!(overflow(&phone).await, 0, "{page} fits a phone");
+            phone.screenshot(&shots.join(shot)).await?;
+        }
         Ok::<_, WebDriverError>(())
     }
     .await;

@@ -6,10 +6,12 @@
 //! what is wrong with bad input as [`FieldError`]s.
 
 pub mod account;
+pub mod application;
 pub mod commission;
 pub mod company;
 pub mod deal;
 pub mod email;
+pub mod form_stamp;
 pub mod freemail;
 pub mod fuzzy;
 pub mod ids;

@@ -22,6 +22,7 @@ pub const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("outbox_key_uq", "outbox.idempotency_key"),
     ("deals_crm_uq", "deals.workspace_id, deals.crm_id"),
     ("staff_users_email_uq", "staff_users.workspace_id, staff_users.email"),
+    ("partner_applications_partner_uq", "partner_applications.partner_id"),
 ];
 
 pub(crate) fn map(e: sqlx::Error) -> StoreError {

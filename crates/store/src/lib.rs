@@ -39,6 +39,7 @@ mod payments;
 mod payouts;
 mod portal_lists;
 mod records;
+mod recruitment;
 mod referral_rows;
 mod referral_writes;
 mod rows;

@@ -32,6 +32,7 @@ pub mod portal;
 mod portal_pages;
 pub mod preferences;
 pub mod problem;
+pub mod public;
 
 use problem::{ApiError, problem};
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub staff_limits: Arc<portal::LoginLimits>,
     /// CRM connectors (HubSpot, Salesforce), when the binary wires them in.
     pub crm_hub: Option<Arc<partnerloop_app::crm_sync::CrmHub>>,
+    /// The public forms' (`/apply`, `/r/{code}`) rate limits and minimum fill time.
+    pub public_forms: Arc<public::PublicForms>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             login_limits: Arc::default(),
             staff_limits: Arc::default(),
             crm_hub: None,
+            public_forms: Arc::default(),
         }
     }
 
@@ -136,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/login/{token}", get(portal::sign_in_page).post(portal::sign_in))
         .route("/status/{token}", get(portal::status))
         .merge(console::router())
+        .route("/apply", get(public::apply::form).post(public::apply::submit))
+        .route("/r/{code}", get(public::link::form).post(public::link::submit))
         .route("/preferences/{token}", get(preferences::page).post(preferences::save))
         .route("/unsubscribe/{token}/{topic}", get(preferences::unsubscribe_confirm).post(preferences::unsubscribe))
         .route("/webhooks/hubspot", axum::routing::post(crm_webhooks::hubspot))

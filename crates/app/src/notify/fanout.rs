@@ -38,6 +38,9 @@ const PUBLIC_EVENTS: &[&str] = &[
     "partner.created",
     "partner.updated",
     "partner.tier_changed",
+    "partner.applied",
+    "partner.approved",
+    "partner.application_rejected",
     "commission.released",
     "commission.reversed",
     "commission.adjusted",
@@ -126,7 +129,8 @@ pub(super) async fn items_for(
             }
         }
         referral_items(store, cfg, &mut b, &after).await?;
-    } else if a.action == "partner.created" {
+    } else if a.action == "partner.created" || a.action == "partner.approved" {
+        // A new partner, or an approved applicant: each contact is welcomed once.
         let partner = store.partner(ws, &partnerloop_domain::ids::PartnerId::from_string(&a.entity_id)).await?;
         b.items.extend(crate::signin::welcome_items(store, cfg, ws, &view.name, &partner, now).await?);
     } else if a.action == "commission.released" {

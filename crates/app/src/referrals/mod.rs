@@ -8,9 +8,11 @@
 //! not by these checks alone.
 
 mod lifecycle;
+mod link;
 mod register;
 
 pub use lifecycle::{DisputeResolution, approve, change_stage, dispute, expire_lapsed, extend, reject, reply, resolve_dispute};
+pub use link::{link_partner, register_by_link};
 pub use register::{ReferralForCreate, check_conflicts, company_domain, decision_summary, protection, register};
 
 use partnerloop_domain::company::CompanyDomain;

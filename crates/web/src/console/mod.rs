@@ -24,8 +24,10 @@ use crate::AppState;
 use crate::portal::{cookie, secure};
 
 mod admin;
+mod applications;
 mod audit;
 mod charts;
+mod criteria;
 mod dashboard;
 mod library;
 mod login;
@@ -54,6 +56,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/referrals/{id}/stage", post(referral_actions::stage))
         .route("/admin/partners", get(admin::partners))
         .route("/admin/partners/{id}", get(admin::partner))
+        .route("/admin/applications", get(applications::list))
+        .route("/admin/applications/criteria", get(criteria::show).post(criteria::save))
+        .route("/admin/applications/{id}", get(applications::detail))
+        .route("/admin/applications/{id}/approve", post(applications::approve))
+        .route("/admin/applications/{id}/reject", post(applications::reject))
         .route("/admin/payouts", get(payouts::list).post(payouts::create))
         .route("/admin/payouts/{id}", get(payouts::detail))
         .route("/admin/payouts/{id}/export/{format}", get(payouts::export))
