@@ -168,8 +168,14 @@ struct Member {
     until: Timestamp,
 }
 
-/// Seeds the history; `members` are the hand-made demo partners, which join it.
-pub async fn seed(store: &dyn Store, ws: &WorkspaceId, now: Timestamp, members: &[(PartnerId, Timestamp)]) -> anyhow::Result<()> {
+/// Seeds the history; `members` are the hand-made demo partners, which join
+/// it. Answers the active partners, the most active first.
+pub async fn seed(
+    store: &dyn Store,
+    ws: &WorkspaceId,
+    now: Timestamp,
+    members: &[(PartnerId, Timestamp)],
+) -> anyhow::Result<Vec<PartnerId>> {
     let usd = Currency::USD;
     let start = now - SignedDuration::from_hours(24 * DAYS);
     let day = |d: i64| start + SignedDuration::from_hours(24 * d);
@@ -392,7 +398,8 @@ pub async fn seed(store: &dyn Store, ws: &WorkspaceId, now: Timestamp, members: 
     let ctx = admin(now);
     app(tiers::evaluate_workspace(store, &ctx).await)?;
     app(commissions::release_due(store, Some(ws), now).await)?;
-    Ok(())
+    team.sort_by_key(|m| std::cmp::Reverse(m.rate));
+    Ok(team.into_iter().filter(|m| m.until >= now).map(|m| m.id).collect())
 }
 
 /// How an approved referral's deal goes: through the stages, then won

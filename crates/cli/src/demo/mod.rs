@@ -21,6 +21,7 @@ use partnerloop_domain::plan::{PlanKind, Rate};
 use partnerloop_domain::{Currency, Email, FieldError, Money};
 
 mod history;
+mod program;
 
 fn field<T>(r: Result<T, FieldError>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow!("demo data is invalid: {e}"))
@@ -178,7 +179,8 @@ pub async fn seed(store: &dyn Store, workspace: &str) -> anyhow::Result<String> 
     // through the pipeline, one waiting for review (the sales team already
     // works Soylent), one rejected (Initech is a customer), one won.
     let joined: Vec<_> = members.iter().map(|p| (p.id.clone(), p.created_at)).collect();
-    history::seed(store, &ws.id, now, &joined).await?;
+    let active = history::seed(store, &ws.id, now, &joined).await?;
+    program::seed(store, &ws.id, now, &active[..active.len().min(12)]).await?;
 
     let matcher = partnerloop_app::matching::NameMatcher::new();
     let registrations = [
