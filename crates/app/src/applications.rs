@@ -83,11 +83,7 @@ pub enum Applied {
         partner_id: PartnerId,
         application_id: String,
     },
-    /// The pending application of this email got the new answers.
-    Updated {
-        application_id: String,
-    },
-    /// The email belongs to a partner that is past applying: nothing changed.
+    /// The email already belongs to a partner or an applicant: nothing changed.
     Ignored,
 }
 
@@ -216,9 +212,11 @@ pub async fn apply(store: &dyn Store, ctx: &Ctx, input: ApplicationForCreate) ->
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    if let Some(existing) = existing_partner(store, ws, &input.contact_email).await? {
-        let answered = fresh(String::new(), existing.id.clone());
-        return update_pending(store, ctx, &existing, &input, &answered).await;
+    // An address that is already a partner's contact (pending applicant or
+    // not) changes nothing: the form cannot prove who sends it, so a repeat
+    // must not let anyone rewrite someone else's application.
+    if existing_partner(store, ws, &input.contact_email).await?.is_some() {
+        return Ok(Applied::Ignored);
     }
     let mut partner = new_partner(
         ctx,
@@ -242,13 +240,8 @@ pub async fn apply(store: &dyn Store, ctx: &Ctx, input: ApplicationForCreate) ->
             Err(StoreError::Conflict { constraint }) if constraint == "partners_referral_code_uq" => {
                 partner.referral_code = partnerloop_domain::partner::ReferralCode::from_random(rand::random());
             }
-            // The same address applied a moment ago: treat it as the repeat it is.
-            Err(StoreError::Conflict { constraint }) if constraint == "partner_contacts_email_uq" => {
-                return match existing_partner(store, ws, &input.contact_email).await? {
-                    Some(p) => update_pending(store, ctx, &p, &input, &app).await,
-                    None => Ok(Applied::Ignored),
-                };
-            }
+            // The same address applied a moment ago: a repeat, which changes nothing.
+            Err(StoreError::Conflict { constraint }) if constraint == "partner_contacts_email_uq" => return Ok(Applied::Ignored),
             Err(e) => return Err(e.into()),
         }
     }
@@ -260,33 +253,6 @@ async fn existing_partner(store: &dyn Store, ws: &WorkspaceId, email: &Email) ->
         Some(id) => Ok(Some(store.partner(ws, &id).await?)),
         None => Ok(None),
     }
-}
-
-/// A repeat submission: new answers for a pending application, nothing otherwise.
-async fn update_pending(
-    store: &dyn Store,
-    ctx: &Ctx,
-    partner: &Partner,
-    input: &ApplicationForCreate,
-    answered: &Application,
-) -> Result<Applied, AppError> {
-    let Some(before) = store.application_of_partner(&ctx.workspace_id, &partner.id).await? else {
-        return Ok(Applied::Ignored);
-    };
-    if before.status != ApplicationStatus::Pending || partner.status != PartnerStatus::Applied {
-        return Ok(Applied::Ignored);
-    }
-    let after = Application {
-        id: before.id.clone(),
-        partner_id: before.partner_id.clone(),
-        created_at: before.created_at,
-        message: input.message.clone().or_else(|| before.message.clone()),
-        ..answered.clone()
-    };
-    let mut audit = AuditEntry::of(ctx, "partner.application_updated", "partner", partner.id.as_str(), application_view(&after));
-    audit.before = Some(application_view(&before));
-    store.update_application(&ctx.workspace_id, &after, before.updated_at, None, &audit).await?;
-    Ok(Applied::Updated { application_id: after.id })
 }
 
 /// Applications waiting for a decision, best score first, with their partners.
@@ -350,7 +316,8 @@ async fn decide(store: &dyn Store, ctx: &Ctx, id: &str, approve: bool, reason: O
 
 /// Approves a pending application: the partner becomes active and is welcomed.
 pub async fn approve(store: &dyn Store, ctx: &Ctx, id: &str, note: Option<String>) -> Result<Application, AppError> {
-    decide(store, ctx, id, true, note.filter(|n| !n.trim().is_empty())).await
+    let note = partnerloop_domain::validation::optional_text("note", note.as_deref(), 2_000).map_err(|e| AppError::Invalid(vec![e]))?;
+    decide(store, ctx, id, true, note).await
 }
 
 /// Rejects a pending application with a reason; the partner is archived.

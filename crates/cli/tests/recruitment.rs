@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 on_both_engines!(
     bad_answers_show_the_form_again_with_each_field_named_and_kept,
     applications_are_scored_and_queued_best_first,
-    a_second_application_from_one_address_updates_the_first,
+    a_second_application_from_one_address_changes_nothing,
     each_workspace_has_its_own_form_and_queue,
     approving_activates_the_partner_and_queues_the_welcome_mail,
     rejecting_needs_a_reason_and_records_it,
@@ -214,10 +214,13 @@ async fn applications_are_scored_and_queued_best_first(engine: Engine) {
     assert_eq!(s, StatusCode::OK);
     assert!(detail.contains("<span class=\"score\">20</span>") && detail.contains("<td>Deal-size alignment</td><td>50</td><td>30</td>"));
     assert!(detail.contains("retail") && detail.contains("5000.00 USD"), "{detail}");
+    // The dashboard counts them and links the queue.
+    let (_, dash, _) = m.get("/admin").await;
+    assert!(dash.contains("<a href=\"/admin/applications\"><span class=\"n\">2</span>partner applications waiting</a>"), "{dash}");
     app.cleanup().await;
 }
 
-async fn a_second_application_from_one_address_updates_the_first(engine: Engine) {
+async fn a_second_application_from_one_address_changes_nothing(engine: Engine) {
     let app = spawn(engine).await;
     let mut b = Browser::new(&app);
     assert_eq!(apply(&mut b, &answers("Northwind", "ada@northwind.example")).await.0, StatusCode::OK);
@@ -230,7 +233,9 @@ async fn a_second_application_from_one_address_updates_the_first(engine: Engine)
     let mut m = signed_in(&app, "lead@vendor.example", StaffRole::Admin).await;
     let apl = pending_id(&mut m).await;
     let (_, detail, _) = m.get(&format!("/admin/applications/{apl}")).await;
-    assert!(detail.contains("<dt>Clients today</dt><dd>0</dd>"), "the new answers count: {detail}");
+    // Nobody can rewrite someone's application by typing their address.
+    assert!(!detail.contains("<dt>Clients today</dt><dd>0</dd>"), "the first answers stay: {detail}");
+    assert!(detail.contains("<dt>Clients today</dt><dd>"), "{detail}");
     app.cleanup().await;
 }
 

@@ -50,6 +50,13 @@ impl OnboardingStore for SqlStore {
     async fn insert_onboarding_item(&self, i: &OnboardingItem, audit: &AuditEntry) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
+            // The workspace row's lock serialises concurrent adds on
+            // PostgreSQL, so that each gets its own next position.
+            sqlx::query("UPDATE workspaces SET name = name WHERE id = $1")
+                .bind(i.workspace_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
             sqlx::query(
                 "INSERT INTO onboarding_items (id, workspace_id, sort_order, title, description, link, auto, created_at, updated_at)
                  SELECT $1, $2, COALESCE(MAX(sort_order), 0) + 1, $3, $4, $5, $6, $7, $8 FROM onboarding_items WHERE workspace_id = $2",

@@ -112,6 +112,8 @@ pub(super) async fn dashboard(State(s): State<AppState>, headers: HeaderMap) -> 
             period: format!("{} to {}", period.from.unwrap_or_default(), period.to.unwrap_or_default()),
             active_partners: count(&c.partners, "active"),
             all_partners: c.partners.iter().map(|(_, n)| n).sum(),
+            // A partner that applied and waits for a decision.
+            applications: count(&c.partners, "applied"),
             review_queue: count(&c.referrals, "pending_review"),
             oldest_review: c.oldest_review.map(|t| pages::age(t, ctx.now)),
             approved: count(&c.referrals, "approved"),

@@ -54,6 +54,7 @@ pub(crate) struct Dashboard {
     pub workspace: String,
     pub active_partners: i64,
     pub all_partners: i64,
+    pub applications: i64,
     pub review_queue: i64,
     pub oldest_review: Option<String>,
     pub approved: i64,

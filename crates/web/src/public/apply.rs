@@ -280,6 +280,12 @@ pub async fn submit(
     };
     match result {
         Ok(_) => thanks(&ws),
+        // A decision landed at the same moment: the applicant still sees
+        // the same answer as every other time.
+        Err(AppError::Conflict { message, .. }) => {
+            tracing::info!(%message, "an application raced another change; answered as received");
+            thanks(&ws)
+        }
         Err(AppError::Invalid(errors)) => {
             let csrf = FormCsrf::of(&s, &headers);
             let mut p = page(&s, &ws, &criteria, &f, &csrf.token);

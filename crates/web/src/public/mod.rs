@@ -79,7 +79,10 @@ impl PublicForms {
     /// Counts one lead through link `code` from `address`; false when either is over its limit.
     pub(crate) fn allow_link(&self, address: IpAddr, code: &str) -> bool {
         self.forget_idle();
-        self.link_per_address.check_key(&address).is_ok() && self.link_per_code.check_key(&code.to_ascii_uppercase()).is_ok()
+        // Keyed by the code as parsed (every spelling of one link shares its
+        // bucket); anything that is no code shares one bucket of its own.
+        let key = partnerloop_domain::partner::ReferralCode::parse("code", code).map(|c| c.as_str().to_owned()).unwrap_or_default();
+        self.link_per_address.check_key(&address).is_ok() && self.link_per_code.check_key(&key).is_ok()
     }
 
     /// Keys whose limit has fully recovered are dropped, so that a flood of
