@@ -34,6 +34,7 @@ mod login;
 mod onboarding;
 mod pages;
 mod payouts;
+mod plans;
 mod referral_actions;
 mod rules;
 mod settings;
@@ -65,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/payouts/{id}", get(payouts::detail))
         .route("/admin/payouts/{id}/export/{format}", get(payouts::export))
         .route("/admin/payouts/{id}/paid", post(payouts::mark_paid))
+        .route("/admin/plans", get(plans::list).post(plans::create))
+        .route("/admin/plans/{id}/default", post(plans::make_default))
         .route("/admin/rules", get(rules::show).post(rules::save))
         .route("/admin/audit", get(audit::list))
         .route("/admin/settings", get(settings::show))
