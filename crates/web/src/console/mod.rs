@@ -38,6 +38,7 @@ mod plans;
 mod referral_actions;
 mod rules;
 mod settings;
+mod tiers;
 mod users;
 
 pub(crate) const SESSION_COOKIE: &str = "pl_staff";
@@ -68,6 +69,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/payouts/{id}/paid", post(payouts::mark_paid))
         .route("/admin/plans", get(plans::list).post(plans::create))
         .route("/admin/plans/{id}/default", post(plans::make_default))
+        .route("/admin/tiers", get(tiers::show).post(tiers::save))
+        .route("/admin/tiers/evaluate", post(tiers::evaluate))
         .route("/admin/rules", get(rules::show).post(rules::save))
         .route("/admin/audit", get(audit::list))
         .route("/admin/settings", get(settings::show))
