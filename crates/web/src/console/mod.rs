@@ -33,6 +33,7 @@ mod library;
 mod login;
 mod onboarding;
 mod pages;
+mod partner;
 mod payouts;
 mod plans;
 mod referral_actions;
@@ -57,7 +58,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/referrals/{id}/extend", post(referral_actions::extend))
         .route("/admin/referrals/{id}/stage", post(referral_actions::stage))
         .route("/admin/partners", get(admin::partners))
-        .route("/admin/partners/{id}", get(admin::partner))
+        .route("/admin/partners/{id}", get(partner::show))
+        .route("/admin/partners/{id}/status", post(partner::set_status))
+        .route("/admin/partners/{id}/plan", post(partner::set_plan))
         .route("/admin/applications", get(applications::list))
         .route("/admin/applications/criteria", get(criteria::show).post(criteria::save))
         .route("/admin/applications/{id}", get(applications::detail))

@@ -152,7 +152,14 @@ pub(crate) struct Failed {
     pub errors: Vec<FieldError>,
 }
 
-async fn render(s: &AppState, who: Session, after: Option<String>, failed: Option<Failed>, notice: Option<String>, status: StatusCode) -> Response {
+async fn render(
+    s: &AppState,
+    who: Session,
+    after: Option<String>,
+    failed: Option<Failed>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
     let (ctx, nav, csrf, may_manage) = who;
     let result = async {
         let list = plans::list(s.store.as_ref(), &ctx, &list_page(PAGE, after)).await?;
@@ -180,7 +187,9 @@ async fn render(s: &AppState, who: Session, after: Option<String>, failed: Optio
         };
         let tier_rates: Vec<Input> = ladder.iter().map(|(slug, name)| input(format!("rates.{slug}"), format!("{name} ({slug})"))).collect();
         let bands = (0..BAND_ROWS)
-            .map(|i| (input(format!("bands[{i}].from"), format!("From win (band {})", i + 1)), input(format!("bands[{i}].rate"), "Rate".into())))
+            .map(|i| {
+                (input(format!("bands[{i}].from"), format!("From win (band {})", i + 1)), input(format!("bands[{i}].rate"), "Rate".into()))
+            })
             .collect();
         let general = errors.iter().filter(|(f, _)| !PLACED.contains(&f.as_str())).map(|(f, m)| format!("{f}: {m}")).collect();
         Ok::<_, AppError>(PlansPage {
@@ -251,7 +260,8 @@ pub(crate) fn body_of(form: &HashMap<String, String>) -> PlanCreate {
         .filter(|(_, v)| !v.is_empty())
         .collect();
     // Bands up to the last row with anything in it; a blank row before it is an error of its own.
-    let rows: Vec<(String, String)> = (0..BAND_ROWS).map(|i| (text(form, &format!("bands[{i}].from")), text(form, &format!("bands[{i}].rate")))).collect();
+    let rows: Vec<(String, String)> =
+        (0..BAND_ROWS).map(|i| (text(form, &format!("bands[{i}].from")), text(form, &format!("bands[{i}].rate")))).collect();
     let used = rows.iter().rposition(|(f, r)| !f.is_empty() || !r.is_empty()).map_or(0, |i| i + 1);
     let bands: Vec<BandDto> = rows[..used].iter().map(|(from, rate)| BandDto { from: whole(from), rate: rate.clone() }).collect();
     PlanCreate {
@@ -316,7 +326,12 @@ pub(super) struct TokenForm {
 }
 
 /// `POST /admin/plans/{id}/default`: makes the plan the workspace's default.
-pub(super) async fn make_default(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, Form(f): Form<TokenForm>) -> Response {
+pub(super) async fn make_default(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Response {
     let who = match checked(&s, &headers, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,

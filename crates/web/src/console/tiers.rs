@@ -68,7 +68,10 @@ impl TierRow {
             ("threshold", "Threshold", self.threshold),
             ("benefits", "Benefits (shown to partners)", self.benefits),
         ];
-        (self.index, labels.into_iter().map(|(field, label, value)| RowInput { field, label, value, error: self.errors.remove(field) }).collect())
+        (
+            self.index,
+            labels.into_iter().map(|(field, label, value)| RowInput { field, label, value, error: self.errors.remove(field) }).collect(),
+        )
     }
 }
 
@@ -130,12 +133,8 @@ impl LadderForm {
             };
         };
         let m = s.ladder.measure();
-        let mut rows: Vec<[String; 4]> = s
-            .ladder
-            .tiers()
-            .iter()
-            .map(|t| [t.slug.clone(), t.name.clone(), t.benefits.clone(), threshold_text(m, t.threshold)])
-            .collect();
+        let mut rows: Vec<[String; 4]> =
+            s.ladder.tiers().iter().map(|t| [t.slug.clone(), t.name.clone(), t.benefits.clone(), threshold_text(m, t.threshold)]).collect();
         rows.resize(rows.len() + SPARE_ROWS, Default::default());
         Self {
             measure: m.name().into(),
@@ -302,7 +301,11 @@ pub(super) struct TiersQuery {
 }
 
 /// `GET /admin/tiers`.
-pub(super) async fn show(State(s): State<AppState>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<TiersQuery>) -> Response {
+pub(super) async fn show(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<TiersQuery>,
+) -> Response {
     match signed_in(&s, &headers).await {
         Ok(who) => {
             let notice = q.saved.map(|_| "The ladder is saved. Partners move on it at the next evaluation.".to_owned());
