@@ -380,6 +380,6 @@ mod tests {
             .parse()
             .unwrap_err();
         let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
-        assert!(fields.contains(&"rate") && fields.contains(&"hold_days") && fields.contains(&"bands"), "{fields:?}");
+        assert_eq!(fields, ["rate", "hold_days", "band_period"]);
     }
 }
