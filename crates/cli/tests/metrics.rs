@@ -581,6 +581,12 @@ async fn counters_and_records(app: &TestApp) -> (Vec<(String, String, String, i6
                    SELECT 'pipeline', COALESCE(stage, ''), COALESCE(amount_currency, estimated_currency, ''), COUNT(*),
                           CAST(SUM(COALESCE(amount_minor, estimated_minor, 0)) AS BIGINT)
                    FROM referrals WHERE status = 'approved' GROUP BY COALESCE(stage, ''), COALESCE(amount_currency, estimated_currency, '')
+                   UNION ALL
+                   SELECT 'won', partner_id, amount_currency, COUNT(*), CAST(SUM(amount_minor) AS BIGINT)
+                   FROM referrals WHERE status = 'won' AND closed_at IS NOT NULL GROUP BY partner_id, amount_currency
+                   UNION ALL
+                   SELECT 'lost', partner_id, '', COUNT(*), CAST(0 AS BIGINT)
+                   FROM referrals WHERE status = 'lost' AND closed_at IS NOT NULL GROUP BY partner_id
                    ORDER BY 1, 2, 3";
     type Row = (String, String, String, i64, i64);
     if app.database_url.starts_with("sqlite") {
@@ -619,6 +625,12 @@ async fn assert_counters_agree(app: &TestApp, when: &str) {
     let a = app.store.kpi_inputs(&ws, &Scope::Workspace, &counted).await.unwrap();
     let b = app.store.kpi_inputs(&ws, &Scope::Workspace, &scanned).await.unwrap();
     assert_eq!(a.registered, b.registered, "{when}: registrations");
+    let by_partner = |mut w: Vec<partnerloop_domain::metrics::PartnerWins>| {
+        w.sort_by_key(|p| (p.partner_id.to_string(), p.currency.code().to_owned()));
+        w.into_iter().map(|p| (p.partner_id.to_string(), p.currency.code().to_owned(), p.won)).collect::<Vec<_>>()
+    };
+    assert_eq!(by_partner(a.partner_wins), by_partner(b.partner_wins), "{when}: wins per partner, with their sales cycles");
+    assert_eq!(a.partner_lost, b.partner_lost, "{when}: losses");
     let sorted = |mut p: Vec<partnerloop_domain::metrics::PipelineGroup>| {
         p.sort_by_key(|g| (g.stage.as_str().to_owned(), g.currency.map(|c| c.code().to_owned())));
         p

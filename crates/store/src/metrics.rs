@@ -114,17 +114,38 @@ impl MetricsStore for SqlStore {
         let as_of = to_text(w.as_of);
         let dormant_since = to_text(w.dormant_since);
         let (closed, created, decided) = (epoch(&self.db, "closed_at"), epoch(&self.db, "created_at"), epoch(&self.db, "decided_at"));
-        let won_sql = format!(
-            "SELECT partner_id, amount_currency, COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT),
-                    CAST(COALESCE(SUM({closed} - {created}), 0) AS BIGINT)
-             FROM referrals WHERE workspace_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3{}
-             GROUP BY partner_id, amount_currency",
-            on_referrals(scope, 4)
-        );
-        let lost_sql = format!(
-            "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'lost' AND closed_at >= $2 AND closed_at < $3{}",
-            on_referrals(scope, 4)
-        );
+        // Wins and losses of all time, for the workspace or one partner, are
+        // the counters' (migration 0015, per partner and currency); a period
+        // or a tier counts the index. `$2 <> $3` keeps the binds the same.
+        let all_time = w.start.is_none() && w.end.is_none() && !matches!(scope, Scope::Tier(_));
+        let on_bucket = if matches!(scope, Scope::Partner(_)) { " AND bucket = $4" } else { "" };
+        let (won_sql, lost_sql) = if all_time {
+            (
+                format!(
+                    "SELECT bucket, currency, CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT), CAST(SUM(seconds) AS BIGINT)
+                     FROM metric_deltas WHERE workspace_id = $1 AND kind = 'won' AND $2 <> $3{on_bucket}
+                     GROUP BY bucket, currency HAVING SUM(n) <> 0"
+                ),
+                format!(
+                    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM metric_deltas
+                     WHERE workspace_id = $1 AND kind = 'lost' AND $2 <> $3{on_bucket}"
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "SELECT partner_id, amount_currency, COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT),
+                            CAST(COALESCE(SUM({closed} - {created}), 0) AS BIGINT)
+                     FROM referrals WHERE workspace_id = $1 AND status = 'won' AND closed_at >= $2 AND closed_at < $3{}
+                     GROUP BY partner_id, amount_currency",
+                    on_referrals(scope, 4)
+                ),
+                format!(
+                    "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'lost' AND closed_at >= $2 AND closed_at < $3{}",
+                    on_referrals(scope, 4)
+                ),
+            )
+        };
         let direct_sql = format!(
             "SELECT stage, currency, COUNT(*), CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT), CAST(COALESCE(SUM({closed} - {created}), 0) AS BIGINT)
              FROM deals WHERE workspace_id = $1 AND source = 'direct' AND stage IN ('closed_won', 'closed_lost')
@@ -311,9 +332,9 @@ impl MetricsStore for SqlStore {
                 }
                 let last: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM metric_deltas").fetch_one(&mut *tx).await.map_err(map)?;
                 sqlx::query(
-                    "INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor)
-                     SELECT workspace_id, kind, bucket, currency, SUM(n), SUM(value_minor) FROM metric_deltas WHERE seq <= $1
-                     GROUP BY workspace_id, kind, bucket, currency HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0",
+                    "INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor, seconds)
+                     SELECT workspace_id, kind, bucket, currency, SUM(n), SUM(value_minor), SUM(seconds) FROM metric_deltas WHERE seq <= $1
+                     GROUP BY workspace_id, kind, bucket, currency HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0 OR SUM(seconds) <> 0",
                 )
                 .bind(last)
                 .execute(&mut *tx)
@@ -342,11 +363,12 @@ impl MetricsStore for SqlStore {
                     return Ok(0);
                 }
                 let removed: i64 = sqlx::query_scalar(
-                    "WITH gone AS (DELETE FROM metric_deltas RETURNING workspace_id, kind, bucket, currency, n, value_minor),
-                          folded AS (INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor)
-                                     SELECT workspace_id, kind, bucket, currency, CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT)
+                    "WITH gone AS (DELETE FROM metric_deltas RETURNING workspace_id, kind, bucket, currency, n, value_minor, seconds),
+                          folded AS (INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor, seconds)
+                                     SELECT workspace_id, kind, bucket, currency,
+                                            CAST(SUM(n) AS BIGINT), CAST(SUM(value_minor) AS BIGINT), CAST(SUM(seconds) AS BIGINT)
                                      FROM gone GROUP BY workspace_id, kind, bucket, currency
-                                     HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0
+                                     HAVING SUM(n) <> 0 OR SUM(value_minor) <> 0 OR SUM(seconds) <> 0
                                      RETURNING 1)
                      SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM folded)",
                 )

@@ -114,6 +114,34 @@ fn industries_json(list: &[String]) -> String {
     serde_json::Value::from(list.to_vec()).to_string()
 }
 
+/// Binds an application's answers, score, weights and decision, in the
+/// column order of [`application_cols!`] from `status` on.
+macro_rules! bind_application {
+    ($q:expr, $a:expr) => {
+        $q.bind($a.status.as_str())
+            .bind(industries_json(&$a.industries))
+            .bind($a.typical_deal.minor())
+            .bind($a.typical_deal.currency().code())
+            .bind(int($a.years_in_business))
+            .bind(int($a.client_count))
+            .bind(int($a.referrals_per_quarter))
+            .bind($a.response_time.as_str())
+            .bind($a.message.as_deref())
+            .bind(int($a.score.total))
+            .bind(int($a.score.audience))
+            .bind(int($a.score.deal_size))
+            .bind(int($a.score.credibility))
+            .bind(int($a.score.responsiveness))
+            .bind(int($a.weights.audience))
+            .bind(int($a.weights.deal_size))
+            .bind(int($a.weights.credibility))
+            .bind(int($a.weights.responsiveness))
+            .bind(opt_to_text($a.decided_at))
+            .bind($a.decided_by.as_deref())
+            .bind($a.decision_reason.as_deref())
+    };
+}
+
 #[async_trait]
 impl RecruitmentStore for SqlStore {
     async fn criteria(&self, ws: &WorkspaceId) -> StoreResult<Option<Criteria>> {
@@ -170,40 +198,15 @@ impl RecruitmentStore for SqlStore {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             insert_partner_rows!(tx, ws, p);
-            sqlx::query(concat!(
+            let insert = sqlx::query(concat!(
                 "INSERT INTO partner_applications (workspace_id, ",
                 application_cols!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
             ))
             .bind(ws.as_str())
             .bind(&a.id)
-            .bind(a.partner_id.as_str())
-            .bind(a.status.as_str())
-            .bind(industries_json(&a.industries))
-            .bind(a.typical_deal.minor())
-            .bind(a.typical_deal.currency().code())
-            .bind(int(a.years_in_business))
-            .bind(int(a.client_count))
-            .bind(int(a.referrals_per_quarter))
-            .bind(a.response_time.as_str())
-            .bind(a.message.as_deref())
-            .bind(int(a.score.total))
-            .bind(int(a.score.audience))
-            .bind(int(a.score.deal_size))
-            .bind(int(a.score.credibility))
-            .bind(int(a.score.responsiveness))
-            .bind(int(a.weights.audience))
-            .bind(int(a.weights.deal_size))
-            .bind(int(a.weights.credibility))
-            .bind(int(a.weights.responsiveness))
-            .bind(opt_to_text(a.decided_at))
-            .bind(a.decided_by.as_deref())
-            .bind(a.decision_reason.as_deref())
-            .bind(to_text(a.created_at))
-            .bind(to_text(a.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+            .bind(a.partner_id.as_str());
+            bind_application!(insert, a).bind(to_text(a.created_at)).bind(to_text(a.updated_at)).execute(&mut *tx).await.map_err(map)?;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
         })
@@ -262,42 +265,22 @@ impl RecruitmentStore for SqlStore {
     ) -> StoreResult<()> {
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            let done = sqlx::query(
+            let update = sqlx::query(
                 "UPDATE partner_applications SET status = $1, industries = $2, typical_deal_minor = $3, currency = $4,
                      years_in_business = $5, client_count = $6, referrals_per_quarter = $7, response_time = $8, message = $9,
                      score_total = $10, score_audience = $11, score_deal_size = $12, score_credibility = $13, score_responsiveness = $14,
                      weight_audience = $15, weight_deal_size = $16, weight_credibility = $17, weight_responsiveness = $18,
                      decided_at = $19, decided_by = $20, decision_reason = $21, updated_at = $22
                  WHERE workspace_id = $23 AND id = $24 AND updated_at = $25",
-            )
-            .bind(a.status.as_str())
-            .bind(industries_json(&a.industries))
-            .bind(a.typical_deal.minor())
-            .bind(a.typical_deal.currency().code())
-            .bind(int(a.years_in_business))
-            .bind(int(a.client_count))
-            .bind(int(a.referrals_per_quarter))
-            .bind(a.response_time.as_str())
-            .bind(a.message.as_deref())
-            .bind(int(a.score.total))
-            .bind(int(a.score.audience))
-            .bind(int(a.score.deal_size))
-            .bind(int(a.score.credibility))
-            .bind(int(a.score.responsiveness))
-            .bind(int(a.weights.audience))
-            .bind(int(a.weights.deal_size))
-            .bind(int(a.weights.credibility))
-            .bind(int(a.weights.responsiveness))
-            .bind(opt_to_text(a.decided_at))
-            .bind(a.decided_by.as_deref())
-            .bind(a.decision_reason.as_deref())
-            .bind(to_text(a.updated_at))
-            .bind(ws.as_str())
-            .bind(&a.id)
-            .bind(to_text(expected))
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+            );
+            let done = bind_application!(update, a)
+                .bind(to_text(a.updated_at))
+                .bind(ws.as_str())
+                .bind(&a.id)
+                .bind(to_text(expected))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Stale);
             }
