@@ -59,6 +59,15 @@ impl Ctx {
         }
     }
 
+    /// Reading the workspace's configuration (plans, the ladder): admins,
+    /// the system and every staff role; a partner token may not.
+    pub fn require_workspace_reader(&self) -> Result<(), AppError> {
+        match &self.actor {
+            Actor::Staff { .. } => Ok(()),
+            _ => self.require_admin(),
+        }
+    }
+
     /// Payout batches: who may change things, and finance staff.
     pub fn require_payouts(&self) -> Result<(), AppError> {
         match &self.actor {

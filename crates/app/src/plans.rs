@@ -3,6 +3,7 @@
 //!
 //! Rules: plan names are unique in a workspace; at most one plan is the
 //! default, and making a plan the default takes the flag from the old one.
+//! Admins (and managing staff) change plans; every staff role reads them.
 
 use partnerloop_domain::Money;
 use partnerloop_domain::ids::PlanId;
@@ -85,11 +86,61 @@ pub async fn create(store: &dyn Store, ctx: &Ctx, input: PlanForCreate) -> Resul
 }
 
 pub async fn get(store: &dyn Store, ctx: &Ctx, id: &PlanId) -> Result<CommissionPlan, AppError> {
-    ctx.require_admin()?;
+    ctx.require_workspace_reader()?;
     Ok(store.plan(&ctx.workspace_id, id).await?)
 }
 
 pub async fn list(store: &dyn Store, ctx: &Ctx, page: &Page) -> Result<Paged<CommissionPlan>, AppError> {
-    ctx.require_admin()?;
+    ctx.require_workspace_reader()?;
     Ok(store.list_plans(&ctx.workspace_id, page).await?)
+}
+
+/// Makes a plan the workspace's default: partners without a plan of their
+/// own earn by it from their next win on. Already the default: nothing changes.
+pub async fn set_default(store: &dyn Store, ctx: &Ctx, id: &PlanId) -> Result<CommissionPlan, AppError> {
+    ctx.require_admin()?;
+    let plan = store.plan(&ctx.workspace_id, id).await?;
+    if plan.is_default {
+        return Ok(plan);
+    }
+    let before = store.default_plan(&ctx.workspace_id).await?;
+    let audit = AuditEntry {
+        at: ctx.now,
+        actor: ctx.actor.audit_name(),
+        action: "commission_plan.default_set".into(),
+        entity: "commission_plan".into(),
+        entity_id: plan.id.to_string(),
+        before: Some(json!({"default_plan_id": before.as_ref().map(|p| p.id.to_string())})),
+        after: Some(json!({"default_plan_id": plan.id.to_string(), "name": plan.name})),
+    };
+    store.set_default_plan(&ctx.workspace_id, id, &audit).await?;
+    Ok(CommissionPlan { is_default: true, ..plan })
+}
+
+/// How many partners (not archived) earn by each plan: those assigned it,
+/// and — for the default plan — those without a plan of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanUsage {
+    pub assigned: std::collections::HashMap<String, i64>,
+    pub without_plan: i64,
+}
+
+impl PlanUsage {
+    pub fn assigned_to(&self, plan: &PlanId) -> i64 {
+        self.assigned.get(plan.as_str()).copied().unwrap_or(0)
+    }
+}
+
+pub async fn usage(store: &dyn Store, ctx: &Ctx) -> Result<PlanUsage, AppError> {
+    ctx.require_workspace_reader()?;
+    let mut usage = PlanUsage::default();
+    for (plan, n) in store.partner_counts_by_plan(&ctx.workspace_id).await? {
+        match plan {
+            Some(p) => {
+                usage.assigned.insert(p, n);
+            }
+            None => usage.without_plan += n,
+        }
+    }
+    Ok(usage)
 }

@@ -296,6 +296,14 @@ pub trait Store:
     async fn insert_plan(&self, ws: &WorkspaceId, plan: &CommissionPlan, audit: &AuditEntry) -> StoreResult<()>;
     async fn plan(&self, ws: &WorkspaceId, id: &PlanId) -> StoreResult<CommissionPlan>;
     async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>>;
+    /// Makes this plan the workspace's default, taking the flag from the
+    /// previous default in the same transaction; `NotFound` if it is not the workspace's.
+    async fn set_default_plan(&self, ws: &WorkspaceId, id: &PlanId, audit: &AuditEntry) -> StoreResult<()>;
+    /// How many partners that are not archived have each plan of their own
+    /// (`None`: none, so they earn by the workspace's default).
+    async fn partner_counts_by_plan(&self, ws: &WorkspaceId) -> StoreResult<Vec<(Option<String>, i64)>>;
+    /// How many partners that are not archived hold each tier (`None`: no tier).
+    async fn partner_counts_by_tier(&self, ws: &WorkspaceId) -> StoreResult<Vec<(Option<String>, i64)>>;
 
     /// Writes an import all at once, or nothing.
     async fn import(&self, ws: &WorkspaceId, batch: ImportBatch) -> StoreResult<()>;

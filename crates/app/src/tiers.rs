@@ -277,6 +277,13 @@ pub async fn evaluate_all(store: &dyn Store, now: Timestamp) -> Result<Evaluatio
     Ok(total)
 }
 
+/// How many partners (not archived) hold each tier slug; `None` counts
+/// those without a tier. Every staff role reads it.
+pub async fn partner_counts(store: &dyn Store, ctx: &Ctx) -> Result<Vec<(Option<String>, i64)>, AppError> {
+    ctx.require_workspace_reader()?;
+    Ok(store.partner_counts_by_tier(&ctx.workspace_id).await?)
+}
+
 /// A partner may read only its own records; others do not exist for it.
 async fn visible_partner(store: &dyn Store, ctx: &Ctx, partner: &PartnerId) -> Result<(), AppError> {
     if ctx.partner_scope().is_some_and(|own| own != partner) {

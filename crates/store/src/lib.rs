@@ -37,6 +37,7 @@ mod onboarding;
 mod outbox;
 mod payments;
 mod payouts;
+mod plan_usage;
 mod portal_lists;
 mod records;
 mod recruitment;

@@ -167,6 +167,15 @@ impl Store for SqlStore {
     async fn list_plans(&self, ws: &WorkspaceId, page: &Page) -> StoreResult<Paged<CommissionPlan>> {
         self.list_plans_(ws, page).await
     }
+    async fn set_default_plan(&self, ws: &WorkspaceId, id: &PlanId, audit: &AuditEntry) -> StoreResult<()> {
+        self.set_default_plan_(ws, id, audit).await
+    }
+    async fn partner_counts_by_plan(&self, ws: &WorkspaceId) -> StoreResult<Vec<(Option<String>, i64)>> {
+        self.partner_counts_by_plan_(ws).await
+    }
+    async fn partner_counts_by_tier(&self, ws: &WorkspaceId) -> StoreResult<Vec<(Option<String>, i64)>> {
+        self.partner_counts_by_tier_(ws).await
+    }
 
     async fn import(&self, ws: &WorkspaceId, batch: ImportBatch) -> StoreResult<()> {
         self.import_(ws, batch).await

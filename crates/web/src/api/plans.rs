@@ -83,7 +83,9 @@ pub struct RecurringDto {
 }
 
 impl PlanCreate {
-    fn parse(self) -> Result<PlanForCreate, ApiError> {
+    /// Every field's problem at once, named as in the body (`rates.gold`,
+    /// `bands[1].from`); the console's plan form parses through here too.
+    pub(crate) fn parse(self) -> Result<PlanForCreate, Vec<FieldError>> {
         let mut v = Validator::new();
         let name = v.check(required_text("name", &self.name, 200));
         let misplaced = |v: &mut Validator, present: bool, field: &str, kind: &str| {
@@ -192,7 +194,7 @@ impl PlanCreate {
                 Some(months.zip(hold_from).map(|(months, hold_from)| Recurring { months, hold_from }))
             }
         };
-        Ok(v.finish(|| {
+        v.finish(|| {
             Some(PlanForCreate {
                 name: name?,
                 kind: kind?,
@@ -203,7 +205,7 @@ impl PlanCreate {
                 volume: volume?,
                 recurring: recurring?,
             })
-        })?)
+        })
     }
 }
 
@@ -271,7 +273,7 @@ async fn create_plan(
     Auth(ctx): Auth,
     ApiJson(body): ApiJson<PlanCreate>,
 ) -> Result<(StatusCode, Json<PlanOut>), ApiError> {
-    let plan = plans::create(s.store.as_ref(), &ctx, body.parse()?).await?;
+    let plan = plans::create(s.store.as_ref(), &ctx, body.parse().map_err(ApiError::from)?).await?;
     Ok((StatusCode::CREATED, Json(PlanOut::from(&plan))))
 }
 

@@ -58,8 +58,9 @@ pub struct LadderPut {
 }
 
 impl LadderPut {
-    /// Shapes first (measure, currency, thresholds); then the ladder's own rules.
-    fn parse(self) -> Result<TierLadder, ApiError> {
+    /// Shapes first (measure, currency, thresholds); then the ladder's own
+    /// rules. The console's ladder editor parses through here too.
+    pub(crate) fn parse(self) -> Result<TierLadder, Vec<FieldError>> {
         let mut v = Validator::new();
         let revenue = match self.measure.trim() {
             "won_count" => Some(false),
@@ -90,7 +91,7 @@ impl LadderPut {
             tiers.push(threshold.map(|threshold| Tier { slug: t.slug, name: t.name, benefits: t.benefits.unwrap_or_default(), threshold }));
         }
         let (measure, grace, tiers) = v.finish(|| Some((measure?, grace?, tiers.into_iter().collect::<Option<Vec<_>>>()?)))?;
-        Ok(TierLadder::new(measure, tiers, grace)?)
+        TierLadder::new(measure, tiers, grace)
     }
 }
 
@@ -168,7 +169,7 @@ fn ladder_out(s: &StoredLadder) -> LadderOut {
 async fn put_ladder(State(s): State<AppState>, Auth(ctx): Auth, ApiJson(body): ApiJson<LadderPut>) -> Result<Json<LadderOut>, ApiError> {
     // A partner learns it may not, before learning what is wrong with its body.
     ctx.require_admin()?;
-    let stored = tiers::put_ladder(s.store.as_ref(), &ctx, body.parse()?).await?;
+    let stored = tiers::put_ladder(s.store.as_ref(), &ctx, body.parse().map_err(ApiError::from)?).await?;
     Ok(Json(ladder_out(&stored)))
 }
 

@@ -1,6 +1,7 @@
 //! The admin pages: referrals (with the review queue), a
 //! referral with its decision and timeline and the approve / reject forms,
-//! partners with search, a partner, and the staff user's own account.
+//! partners with search (one partner's page is `partner.rs`), and the staff
+//! user's own account.
 //! Each handler needs a staff session (else 303 to `/login`) and calls the
 //! API's use cases with the staff user's `Ctx`.
 
@@ -300,48 +301,6 @@ pub(super) async fn partners(State(s): State<AppState>, headers: HeaderMap, Quer
             (staff::search_partners(s.store.as_ref(), &ctx, needle, 100).await?.iter().map(partner_row).collect(), None)
         };
         Ok::<_, AppError>(pages::Partners { nav: nav_clone(&nav), q: needle.to_owned(), rows, next })
-    }
-    .await;
-    finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/partners")
-}
-
-/// `GET /admin/partners/{id}`: one partner, its contacts and referrals.
-pub(super) async fn partner(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (ctx, nav, csrf, _) = match signed_in(&s, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let id = PartnerId::from_string(id);
-    let page = async {
-        let p = partners::get(s.store.as_ref(), &ctx, &id).await?;
-        let filter = ReferralFilter { status: None, partner_id: Some(p.id.clone()) };
-        let list = referrals::list(s.store.as_ref(), &ctx, filter, &Page { limit: 200, after: None }).await?;
-        let progress = partnerloop_app::onboarding::progress(s.store.as_ref(), &ctx, &p.id).await?;
-        Ok::<_, AppError>(pages::PartnerDetail {
-            onboarding_done: progress.done(),
-            onboarding_total: progress.total(),
-            onboarding: progress.items.iter().map(|i| (i.item.title.clone(), i.done_at.map(minute))).collect(),
-            nav: nav_clone(&nav),
-            name: p.name.clone(),
-            status: p.status.to_string(),
-            kind: p.partner_type.to_string(),
-            tier: p.tier.clone().unwrap_or_else(|| "—".into()),
-            code: p.referral_code.as_str().to_owned(),
-            website: p.website.as_ref().map(|w| w.as_str().to_owned()).unwrap_or_else(|| "—".into()),
-            created: minute(p.created_at),
-            first_referral: p.first_referral_at.map(minute).unwrap_or_else(|| "—".into()),
-            contacts: p.contacts.iter().map(|c| (c.name.clone(), c.email.as_str().to_owned())).collect(),
-            referrals: list
-                .items
-                .iter()
-                .map(|r| pages::PartnerReferralRow {
-                    id: r.id.to_string(),
-                    company: r.company_name.clone(),
-                    status: r.status.to_string(),
-                    created: minute(r.created_at),
-                })
-                .collect(),
-        })
     }
     .await;
     finish(csrf, page.map(|p| html(StatusCode::OK, p)).map_err(|e| (nav, e)), "/admin/partners")

@@ -33,10 +33,13 @@ mod library;
 mod login;
 mod onboarding;
 mod pages;
+mod partner;
 mod payouts;
+mod plans;
 mod referral_actions;
 mod rules;
 mod settings;
+mod tiers;
 mod users;
 
 pub(crate) const SESSION_COOKIE: &str = "pl_staff";
@@ -55,7 +58,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/referrals/{id}/extend", post(referral_actions::extend))
         .route("/admin/referrals/{id}/stage", post(referral_actions::stage))
         .route("/admin/partners", get(admin::partners))
-        .route("/admin/partners/{id}", get(admin::partner))
+        .route("/admin/partners/{id}", get(partner::show))
+        .route("/admin/partners/{id}/status", post(partner::set_status))
+        .route("/admin/partners/{id}/plan", post(partner::set_plan))
         .route("/admin/applications", get(applications::list))
         .route("/admin/applications/criteria", get(criteria::show).post(criteria::save))
         .route("/admin/applications/{id}", get(applications::detail))
@@ -65,6 +70,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/payouts/{id}", get(payouts::detail))
         .route("/admin/payouts/{id}/export/{format}", get(payouts::export))
         .route("/admin/payouts/{id}/paid", post(payouts::mark_paid))
+        .route("/admin/plans", get(plans::list).post(plans::create))
+        .route("/admin/plans/{id}/default", post(plans::make_default))
+        .route("/admin/tiers", get(tiers::show).post(tiers::save))
+        .route("/admin/tiers/evaluate", post(tiers::evaluate))
         .route("/admin/rules", get(rules::show).post(rules::save))
         .route("/admin/audit", get(audit::list))
         .route("/admin/settings", get(settings::show))

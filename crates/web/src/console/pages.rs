@@ -181,33 +181,6 @@ pub(crate) struct Partners {
     pub next: Option<String>,
 }
 
-pub(crate) struct PartnerReferralRow {
-    pub id: String,
-    pub company: String,
-    pub status: String,
-    pub created: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin_partner.html")]
-pub(crate) struct PartnerDetail {
-    pub nav: Nav,
-    pub name: String,
-    pub status: String,
-    pub kind: String,
-    pub tier: String,
-    pub code: String,
-    pub website: String,
-    pub created: String,
-    pub first_referral: String,
-    pub contacts: Vec<(String, String)>,
-    pub referrals: Vec<PartnerReferralRow>,
-    /// Onboarding: items done, items in all, and each item's title with when it was done.
-    pub onboarding_done: usize,
-    pub onboarding_total: usize,
-    pub onboarding: Vec<(String, Option<String>)>,
-}
-
 #[derive(Template)]
 #[template(path = "admin_account.html")]
 pub(crate) struct Account<'a> {
