@@ -315,6 +315,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let delivering = tokio::spawn(dispatcher.run(std::future::pending()));
     let mut state = partnerloop_web::AppState::new(store.clone(), &secret)
         .with_links(outbox::notify_config(&config, &secret, &default_ws))
+        .with_mail_setup(mail_setup(&config))
         .with_crm(hub);
     let intake = Arc::new(partnerloop_web::inbound::Intake::new(
         store.clone(),
@@ -425,17 +426,23 @@ async fn run_scheduler(store: Arc<SqlStore>, notify: partnerloop_app::notify::No
     }
 }
 
+/// The SMTP server's host and port, without the user name or password.
+fn smtp_host(url: &str) -> &str {
+    url.rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| url.split_once("://").map(|(_, h)| h).unwrap_or_default())
+}
+
+/// How mail leaves this server, in words for the console; no secrets.
+fn mail_setup(c: &Config) -> String {
+    match &c.smtp_url {
+        Some(url) => format!("Sent over SMTP through {} as {}.", smtp_host(url.expose()), c.mail_from),
+        None => format!("Written as .eml files under {} (no SMTP server configured), as {}.", c.mail_dir.display(), c.mail_from),
+    }
+}
+
 /// One line per adapter saying how it is set up; secrets never appear.
 fn log_setup(c: &Config) {
     match &c.smtp_url {
-        Some(url) => {
-            let host = url
-                .expose()
-                .rsplit_once('@')
-                .map(|(_, h)| h)
-                .unwrap_or_else(|| url.expose().split_once("://").map(|(_, h)| h).unwrap_or_default());
-            tracing::info!(host, from = %c.mail_from, "mail: SMTP");
-        }
+        Some(url) => tracing::info!(host = smtp_host(url.expose()), from = %c.mail_from, "mail: SMTP"),
         None => {
             tracing::info!(dir = %c.mail_dir.display(), from = %c.mail_from, "mail: written as .eml files")
         }
@@ -484,4 +491,16 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smtp_host;
+
+    #[test]
+    fn the_smtp_host_never_carries_the_credentials() {
+        assert_eq!(smtp_host("smtps://mailer:s3cr3t@smtp.example.com:465"), "smtp.example.com:465");
+        assert_eq!(smtp_host("smtp://user:p@ss@word@mail.example:25"), "mail.example:25");
+        assert_eq!(smtp_host("smtp://127.0.0.1:2525"), "127.0.0.1:2525");
+    }
 }

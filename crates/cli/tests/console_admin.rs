@@ -471,10 +471,14 @@ async fn exec(app: &TestApp, sql: String) {
 }
 
 async fn settings_save_by_field_and_never_show_a_secret_back(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    let app =
+        TestApp::spawn_with(engine, |s| s.with_mail_setup("Sent over SMTP through smtp.example.com:587 as partners@vendor.example.")).await;
     let mut b = signed_in(&app, "lead@console.example", StaffRole::Admin).await;
     let (s, page, _) = b.get("/admin/settings").await;
     assert_eq!(s, StatusCode::OK);
+    // How mail leaves the server, as its operator set it up.
+    let mail = &page[page.find("id=\"mail\"").expect("a mail card")..];
+    assert!(mail.contains("Mail delivery (SMTP)") && mail.contains("through smtp.example.com:587 as partners@vendor.example."), "{mail}");
     assert!(page.contains("Not connected.") && page.contains("No endpoints.") && page.contains("Nothing failed for good."), "{page}");
     let csrf = b.csrf();
 

@@ -370,6 +370,8 @@ async fn a_bad_ladder_is_shown_beside_its_row_and_the_old_ladder_stays(engine: E
 async fn evaluate_now_promotes_a_partner_with_enough_wins(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let partners = app.partners_with_tokens(2).await;
+    let plan = json!({"name": "Standard", "kind": "percent", "rate": "0.1", "default": true});
+    assert_eq!(body(app.post("/api/v1/commission-plans", &app.admin, &plan).await).await.0, 201);
     // Won before any ladder exists: nothing promotes them until an evaluation.
     for company in ["Acme", "Globex", "Initech"] {
         win(&app, &partners[0].1, company, "1000.00").await;
@@ -407,6 +409,9 @@ async fn evaluate_now_promotes_a_partner_with_enough_wins(engine: Engine) {
     // The partner's page shows its standing and its history.
     let (_, page, _) = b.get(&format!("/admin/partners/{}", partners[0].0)).await;
     assert!(page.contains("id=\"tier-measure\">3,000.00 USD won revenue") && page.contains("the top of the ladder"), "{page}");
+    // Its earnings: 10 % of 3,000.00 on hold (30 days by default).
+    let earnings = &page[page.find("id=\"earnings\"").expect("an earnings card")..];
+    assert!(earnings.contains("<td>USD</td><td>300.00 USD</td><td>0.00 USD</td><td>0.00 USD</td><td>0.00 USD</td>"), "{earnings}");
     let history = &page[page.find("id=\"tier-history\"").expect("a history table")..];
     assert!(history.contains("<td>none</td><td>gold</td>") && history.contains("staff:"), "{history}");
     let (_, page, _) = b.get(&format!("/admin/partners/{}", partners[1].0)).await;

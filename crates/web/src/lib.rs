@@ -62,6 +62,9 @@ pub struct AppState {
     pub crm_hub: Option<Arc<partnerloop_app::crm_sync::CrmHub>>,
     /// The public forms' (`/apply`, `/r/{code}`) rate limits and minimum fill time.
     pub public_forms: Arc<public::PublicForms>,
+    /// How this server delivers mail, in words for the console (the SMTP
+    /// host or the `.eml` directory, and the sender; never credentials).
+    pub mail_setup: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -85,10 +88,17 @@ impl AppState {
             staff_limits: Arc::default(),
             crm_hub: None,
             public_forms: Arc::default(),
+            mail_setup: None,
         }
     }
 
     /// Turns on CRM sync-now and the CRM webhooks.
+    /// Describes the server's mail delivery for the console's settings page.
+    pub fn with_mail_setup(mut self, words: impl Into<Arc<str>>) -> Self {
+        self.mail_setup = Some(words.into());
+        self
+    }
+
     pub fn with_crm(mut self, hub: Arc<partnerloop_app::crm_sync::CrmHub>) -> Self {
         self.crm_hub = Some(hub);
         self

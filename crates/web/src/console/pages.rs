@@ -315,6 +315,8 @@ pub(crate) struct DeadRow {
 #[template(path = "admin_settings.html")]
 pub(crate) struct SettingsPage {
     pub nav: Nav,
+    /// How the server delivers mail (set by its operator, read-only here).
+    pub mail: Option<String>,
     pub crm: Option<CrmRow>,
     pub slack_set: bool,
     pub managers: String,

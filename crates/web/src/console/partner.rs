@@ -69,6 +69,8 @@ pub(crate) struct ManageForms {
 pub(crate) struct PartnerDetail {
     pub nav: Nav,
     pub may_manage: bool,
+    /// Per currency: pending, payable, paid, reversed.
+    pub earnings: Vec<(String, String, String, String, String)>,
     pub id: String,
     pub name: String,
     pub status: String,
@@ -148,6 +150,7 @@ async fn detail(
         Err(e) => return Err(e),
     };
     let history = tiers::history(store, ctx, &p.id).await?;
+    let earnings = partnerloop_app::commissions::balances(store, ctx, &p.id).await?;
     let chosen_status = forms.status.clone().unwrap_or_else(|| p.status.as_str().to_owned());
     let chosen_plan = forms.plan.clone().unwrap_or_else(|| p.commission_plan_id.as_ref().map(|i| i.to_string()).unwrap_or_default());
     let mut plan_choices = vec![(
@@ -162,6 +165,12 @@ async fn detail(
         onboarding: progress.items.iter().map(|i| (i.item.title.clone(), i.done_at.map(minute))).collect(),
         nav: nav_clone(nav),
         may_manage,
+        earnings: earnings
+            .iter()
+            .map(|b| {
+                (b.currency.code().to_owned(), b.pending.to_string(), b.payable.to_string(), b.paid.to_string(), b.reversed.to_string())
+            })
+            .collect(),
         id: p.id.to_string(),
         name: p.name.clone(),
         status: p.status.to_string(),

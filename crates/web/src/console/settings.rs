@@ -62,6 +62,7 @@ async fn page(s: &AppState, who: Session, typed: Typed, status: StatusCode) -> R
         let typed_or = |k: &'static str, stored: String| typed.values.get(k).cloned().unwrap_or(stored);
         Ok::<_, AppError>(pages::SettingsPage {
             nav: nav_clone(&nav),
+            mail: s.mail_setup.as_deref().map(str::to_owned),
             crm,
             slack_set: n.as_ref().is_some_and(|n| n.slack_sealed.is_some()),
             managers: typed_or("managers", n.as_ref().map(|n| n.manager_emails.join("\n")).unwrap_or_default()),
