@@ -177,6 +177,16 @@ async fn main() {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = Arc::new(SqlStore::connect(&url, &StoreOptions::default()).await.expect("open"));
     store.migrate().await.expect("migrate");
+    // `BENCH_WITHOUT_COUNTERS=1` measures what the KPI counters' triggers
+    // (migration 0015) cost a registration: it runs without them.
+    if std::env::var("BENCH_WITHOUT_COUNTERS").is_ok_and(|v| v == "1") {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        for t in ["referrals_metric_insert", "referrals_metric_update_old", "referrals_metric_update_new", "referrals_metric_delete"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}"))).execute(&pool).await.expect("drop trigger");
+        }
+        pool.close().await;
+        eprintln!("without the KPI counters' triggers");
+    }
     let now = Timestamp::now();
     let ws = workspaces::ensure(store.as_ref(), "default", now).await.expect("workspace");
     let ctx = Ctx::system(ws.id.clone(), "bench", now);

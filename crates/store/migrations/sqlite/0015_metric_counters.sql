@@ -49,10 +49,23 @@ INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor,
 SELECT workspace_id, kind, bucket, currency, SUM(n), SUM(value_minor), SUM(seconds)
 FROM metric_contributions GROUP BY workspace_id, kind, bucket, currency;
 
+-- A registration is the hot path: its contribution straight from NEW (the
+-- same definitions as the view, without reading the row back).
 CREATE TRIGGER referrals_metric_insert AFTER INSERT ON referrals
 BEGIN
     INSERT INTO metric_deltas (workspace_id, kind, bucket, currency, n, value_minor, seconds)
-    SELECT workspace_id, kind, bucket, currency, n, value_minor, seconds FROM metric_contributions WHERE id = NEW.id;
+    SELECT NEW.workspace_id, 'registered', substr(NEW.created_at, 1, 10), '', 1, 0, 0
+    UNION ALL
+    SELECT NEW.workspace_id, 'pipeline', COALESCE(NEW.stage, ''), COALESCE(NEW.amount_currency, NEW.estimated_currency, ''), 1,
+           COALESCE(NEW.amount_minor, NEW.estimated_minor, 0), 0
+    WHERE NEW.status = 'approved'
+    UNION ALL
+    SELECT NEW.workspace_id, 'won', NEW.partner_id, COALESCE(NEW.amount_currency, ''), 1, COALESCE(NEW.amount_minor, 0),
+           unixepoch(NEW.closed_at) - unixepoch(NEW.created_at)
+    WHERE NEW.status = 'won' AND NEW.closed_at IS NOT NULL
+    UNION ALL
+    SELECT NEW.workspace_id, 'lost', NEW.partner_id, '', 1, 0, 0
+    WHERE NEW.status = 'lost' AND NEW.closed_at IS NOT NULL;
 END;
 
 -- Before the row changes: take its old contribution out; after: put the
