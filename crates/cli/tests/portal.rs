@@ -16,6 +16,7 @@ on_both_engines!(
     a_partner_registers_replies_and_sees_only_its_own_referrals,
     earnings_payout_details_and_preferences_show_and_save,
     a_rejection_can_be_disputed_once_and_staff_notes_stay_internal,
+    a_payout_statement_lists_only_the_partners_own_lines,
 );
 
 fn no_redirects() -> reqwest::Client {
@@ -333,5 +334,39 @@ async fn a_rejection_can_be_disputed_once_and_staff_notes_stay_internal(engine: 
     assert_eq!(api["dispute"], "open", "{api}");
     let r = b.post(&format!("/portal/referrals/{rejected}/dispute"), &[("text", "Again")], true).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    app.cleanup().await;
+}
+
+async fn a_payout_statement_lists_only_the_partners_own_lines(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let plan = json!({"name": "Instant", "kind": "percent", "rate": "0.10", "default": true, "hold_days": 0});
+    assert_eq!(body(app.post("/api/v1/commission-plans", &app.admin, &plan).await).await.0, 201);
+    let partners = app.partners_with_tokens(3).await;
+    for (i, (company, amount)) in [("Wonco", "12000.00"), ("Elsewhere", "50000.00")].into_iter().enumerate() {
+        let id = register_by_api(&app, &partners[i].1, company).await;
+        let stage = json!({"stage": "closed_won", "amount": {"amount": amount, "currency": "USD"}});
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/stage"), &app.admin, &stage).await.status(), 200);
+    }
+    // One batch pays both partners.
+    let (s, batch) = body(app.post("/api/v1/payouts", &app.admin, &json!({"currency": "USD"})).await).await;
+    assert_eq!(s, 201, "{batch}");
+    let batch_id = batch["id"].as_str().unwrap().to_owned();
+    let r = app.request(reqwest::Method::POST, &format!("/api/v1/payouts/{batch_id}/mark-paid"), Some(&app.admin)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let b = Browser::sign_in(&app, &partners[0].0).await;
+    let (_, earnings) = b.get("/portal/earnings").await;
+    assert!(earnings.contains(&format!("<a href=\"/portal/statements/{batch_id}\">")), "the payout links its statement: {earnings}");
+    let (s, page) = b.get(&format!("/portal/statements/{batch_id}")).await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("<dd id=\"statement-total\">1200.00 USD</dd>") && page.contains("Wonco"), "{page}");
+    assert!(!page.contains("Elsewhere") && !page.contains("5000.00 USD"), "another partner's line in the same batch stays hidden: {page}");
+    // The other partner of the batch sees its own line only; a partner the batch paid nothing sees nothing.
+    let other = Browser::sign_in(&app, &partners[1].0).await;
+    let (_, page) = other.get(&format!("/portal/statements/{batch_id}")).await;
+    assert!(page.contains("<dd id=\"statement-total\">5000.00 USD</dd>") && !page.contains("Wonco"), "{page}");
+    let third = Browser::sign_in(&app, &partners[2].0).await;
+    assert_eq!(third.get(&format!("/portal/statements/{batch_id}")).await.0, 404);
+    assert_eq!(b.get("/portal/statements/pay_unknown").await.0, 404);
     app.cleanup().await;
 }

@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/referrals/{id}/reply", axum::routing::post(portal_pages::reply))
         .route("/portal/referrals/{id}/dispute", axum::routing::post(portal_pages::dispute))
         .route("/portal/earnings", get(portal_pages::earnings))
+        .route("/portal/statements/{payout_id}", get(portal_pages::statement))
         .route("/portal/payout-details", get(portal_pages::payout_details).post(portal_pages::set_payout_details))
         .route("/portal/preferences", get(portal_pages::preferences).post(portal_pages::save_preferences))
         .route("/portal/resources", get(portal_pages::enablement::resources))

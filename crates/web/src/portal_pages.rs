@@ -750,6 +750,62 @@ pub async fn earnings(State(s): State<AppState>, headers: HeaderMap, Query(q): Q
     }
 }
 
+// ---------------------------------------------------------------- statements
+
+#[derive(Template)]
+#[template(path = "portal_statement.html")]
+struct StatementPage {
+    nav: Nav,
+    payout_id: String,
+    paid: String,
+    total: String,
+    rows: Vec<CommissionRow>,
+}
+
+/// `GET /portal/statements/{payout_id}`: the partner's statement for one
+/// payout — every commission it paid them. Another partner's payout (or one
+/// that paid this partner nothing) is 404.
+pub async fn statement(State(s): State<AppState>, headers: HeaderMap, Path(payout_id): Path<String>) -> Response {
+    let sess = signed_in!(s, headers);
+    let ctx = &sess.ctx;
+    let page = async {
+        let filter = partnerloop_app::ledger::CommissionFilter {
+            payout_id: Some(partnerloop_domain::commission::PayoutId::from_string(payout_id.clone())),
+            ..Default::default()
+        };
+        // The use case scopes the list to the signed-in partner's own commissions.
+        let list = commissions::list(s.store.as_ref(), ctx, filter, &Page { limit: 500, after: None }).await?;
+        let Some(first) = list.items.first() else { return Err(AppError::NotFound) };
+        let ids: Vec<_> = list.items.iter().map(|c| c.referral_id.clone()).collect();
+        let names = s.store.referral_company_names(&ctx.workspace_id, &ids).await?;
+        let mut total = Money::zero(first.amount.currency());
+        let mut paid = first.updated_at;
+        let rows = list
+            .items
+            .iter()
+            .map(|c| {
+                total = total.checked_add(c.amount).unwrap_or(total);
+                paid = paid.max(c.updated_at);
+                CommissionRow {
+                    created: date(c.created_at),
+                    referral_id: c.referral_id.to_string(),
+                    company: names.get(&c.referral_id).cloned().unwrap_or_default(),
+                    kind: c.kind.to_string(),
+                    amount: c.amount.to_string(),
+                    status: status_words(c.status_at(ctx.now)).to_owned(),
+                    note: c.rule.clone(),
+                }
+            })
+            .collect();
+        Ok::<_, AppError>(StatementPage { nav: sess.nav(), payout_id, paid: date(paid), total: total.to_string(), rows })
+    }
+    .await;
+    match page {
+        Ok(p) => sess.finish(html(StatusCode::OK, p)),
+        Err(e) => error_page(&sess, e),
+    }
+}
+
 // ---------------------------------------------------------------- payout details
 
 #[derive(Template)]
