@@ -15,9 +15,12 @@
 //! always; PostgreSQL too when `PARTNERLOOP_BENCH_POSTGRES_URL` names a
 //! server (a fresh database is created and dropped), else it says so.
 
-use std::future::Future;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{Dialect, env, ms, seed, time};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::{Timestamp, ToSpan};
 use partnerloop_app::metrics::{self, MetricsQuery, MetricsStore as _};
@@ -25,17 +28,6 @@ use partnerloop_app::{Ctx, workspaces};
 use partnerloop_domain::ids::PartnerId;
 use partnerloop_domain::metrics::Period;
 use partnerloop_store::{SqlStore, StoreOptions};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Generated rows per engine: `{N}` rows, `{P}` partners; `$1` the workspace.
-struct Dialect {
-    partners: &'static str,
-    referrals: &'static str,
-    deals: &'static str,
-}
 
 const SQLITE: Dialect = Dialect {
     partners: "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {N})
@@ -71,16 +63,6 @@ const SQLITE: Dialect = Dialect {
         FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S.000000Z', 'now', '-' || (91 + i % 639) || ' days') AS created FROM n)",
 };
 
-/// A valid, unique referral code for partner `i` (both engines): `PB` and
-/// six base-31 digits of `i` in the codes' alphabet.
-fn referral_code() -> String {
-    let digits: Vec<String> =
-        (0..6).map(|k| format!("substr('ABCDEFGHJKMNPQRSTUVWXYZ23456789', (i / {}) % 31 + 1, 1)", 31_i64.pow(k))).collect();
-    format!("'PB' || {}", digits.join(" || "))
-}
-
-const PG_TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
-
 const POSTGRES: Dialect = Dialect {
     partners: "INSERT INTO partners (workspace_id, id, name, type, status, tier, referral_code, created_at, updated_at, first_referral_at)
         SELECT $1, 'prt_bench' || lpad(i::text, 8, '0'), 'Bench Partner ' || i, 'agency', CASE WHEN i % 50 = 0 THEN 'paused' ELSE 'active' END,
@@ -114,64 +96,13 @@ const POSTGRES: Dialect = Dialect {
               FROM generate_series(0, {N} - 1) AS i) s",
 };
 
-macro_rules! seed_rows {
-    ($pool:expr, $d:expr, $ws:expr, $partners:expr, $referrals:expr, $deals:expr) => {{
-        let sql = |t: &str, n: usize| {
-            t.replace("{N}", &n.to_string())
-                .replace("{P}", &$partners.to_string())
-                .replace("{T}", PG_TIME)
-                .replace("{CODE}", &referral_code())
-        };
-        for (template, n) in [($d.partners, $partners), ($d.referrals, $referrals), ($d.deals, $deals)] {
-            sqlx::query(sqlx::AssertSqlSafe(sql(template, n))).bind($ws).execute(&$pool).await.unwrap();
-        }
-        // As a database in use would have: statistics for the planner (and
-        // PostgreSQL's visibility map, which index-only scans need).
-        sqlx::query(if $d.partners.starts_with("WITH") { "ANALYZE" } else { "VACUUM ANALYZE" }).execute(&$pool).await.unwrap();
-    }};
-}
-
-async fn seed(url: &str, ws: &str, partners: usize, referrals: usize, deals: usize) {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        seed_rows!(pool, SQLITE, ws, partners, referrals, deals);
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        seed_rows!(pool, POSTGRES, ws, partners, referrals, deals);
-        pool.close().await;
-    }
-}
-
-/// Runs `f` `n` times (after one warm-up run) and returns p50 and p99.
-async fn time<F, Fut>(n: usize, mut f: F) -> (Duration, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    f().await;
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        f().await;
-        samples.push(t.elapsed());
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    (at(0.50), at(0.99))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 async fn run(engine: &str, url: &str, partners: usize, referrals: usize, queries: usize) {
     let store = Arc::new(SqlStore::connect(url, &StoreOptions::default()).await.expect("open"));
     store.migrate().await.expect("migrate");
     let now = Timestamp::now();
     let ws = workspaces::ensure(store.as_ref(), "default", now).await.expect("workspace");
     let t = Instant::now();
-    seed(url, ws.id.as_str(), partners, referrals, 50_000).await;
+    seed(url, (&SQLITE, &POSTGRES), ws.id.as_str(), partners, referrals, 50_000).await;
     eprintln!("{engine}: seeded {partners} partners, {referrals} referrals and 50,000 direct deals in {:.1} s", t.elapsed().as_secs_f64());
     // The inserts appended a counter delta per referral (migration 0015);
     // the scheduler folds them every minute, as here.
