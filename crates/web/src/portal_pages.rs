@@ -773,15 +773,24 @@ pub async fn statement(State(s): State<AppState>, headers: HeaderMap, Path(payou
             payout_id: Some(partnerloop_domain::commission::PayoutId::from_string(payout_id.clone())),
             ..Default::default()
         };
-        // The use case scopes the list to the signed-in partner's own commissions.
-        let list = commissions::list(s.store.as_ref(), ctx, filter, &Page { limit: 500, after: None }).await?;
-        let Some(first) = list.items.first() else { return Err(AppError::NotFound) };
-        let ids: Vec<_> = list.items.iter().map(|c| c.referral_id.clone()).collect();
+        // The use case scopes the list to the signed-in partner's own
+        // commissions; every page of them, so that the total is the payout's.
+        let mut items = Vec::new();
+        let mut after = None;
+        loop {
+            let page = commissions::list(s.store.as_ref(), ctx, filter.clone(), &Page { limit: 500, after }).await?;
+            items.extend(page.items);
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let Some(first) = items.first() else { return Err(AppError::NotFound) };
+        let ids: Vec<_> = items.iter().map(|c| c.referral_id.clone()).collect();
         let names = s.store.referral_company_names(&ctx.workspace_id, &ids).await?;
         let mut total = Money::zero(first.amount.currency());
         let mut paid = first.updated_at;
-        let rows = list
-            .items
+        let rows = items
             .iter()
             .map(|c| {
                 total = total.checked_add(c.amount).unwrap_or(total);

@@ -61,16 +61,12 @@ pub(super) fn nav_clone(n: &Nav) -> Nav {
     Nav { email: n.email.clone(), role: n.role.clone(), csrf: n.csrf.clone() }
 }
 
-/// The names of the partners of some referrals.
+/// The names of the partners of some referrals, in one query.
 async fn partner_names(s: &AppState, ctx: &Ctx, ids: impl Iterator<Item = PartnerId>) -> Result<HashMap<PartnerId, String>, AppError> {
-    let mut names = HashMap::new();
-    for id in ids {
-        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
-            let p = partners::get(s.store.as_ref(), ctx, slot.key()).await?;
-            slot.insert(p.name);
-        }
-    }
-    Ok(names)
+    let mut ids: Vec<PartnerId> = ids.collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.dedup();
+    Ok(s.store.partner_names(&ctx.workspace_id, &ids).await?)
 }
 
 #[derive(Debug, Deserialize)]
