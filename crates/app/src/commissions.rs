@@ -21,9 +21,6 @@ use crate::error::{AppError, StoreError};
 use crate::ledger::{Balance, CommissionFilter, LedgerEntry, LedgerWrite};
 use crate::store::{AuditEntry, Page, Paged, Store};
 
-/// Largest page the release job moves per transaction.
-const RELEASE_CHUNK: u32 = 20_000;
-
 /// The plan that pays `partner`: its own, else the workspace default.
 pub(crate) async fn plan_for(
     store: &dyn Store,
@@ -184,7 +181,7 @@ pub async fn get(store: &dyn Store, ctx: &Ctx, id: &CommissionId) -> Result<(Com
     if ctx.partner_scope().is_some_and(|own| own != &c.partner_id) {
         return Err(AppError::NotFound);
     }
-    let entries = store.commission_entries(&ctx.workspace_id, id).await?;
+    let entries = store.commission_entries(&ctx.workspace_id, id, ctx.now).await?;
     Ok((c, entries))
 }
 
@@ -207,17 +204,11 @@ pub async fn balances(store: &dyn Store, ctx: &Ctx, partner: &PartnerId) -> Resu
     Ok(store.partner_balances(&ctx.workspace_id, partner, ctx.now).await?)
 }
 
-/// Makes every commission whose hold has ended payable, in chunks; the
-/// scheduler runs it, and a payout run calls it first. Returns how many.
+/// Announces the commissions whose hold has ended since the last run (a
+/// commission past its hold is payable on read whether or not this ran);
+/// the scheduler runs it, and a payout run calls it first. Returns how many.
 pub async fn release_due(store: &dyn Store, ws: Option<&partnerloop_domain::ids::WorkspaceId>, now: Timestamp) -> Result<u64, AppError> {
-    let mut total = 0;
-    loop {
-        let n = store.release_due_commissions(ws, now, RELEASE_CHUNK).await?;
-        total += n;
-        if n < u64::from(RELEASE_CHUNK) {
-            return Ok(total);
-        }
-    }
+    Ok(store.release_due_commissions(ws, now).await?)
 }
 
 /// What a backfill did.

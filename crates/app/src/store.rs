@@ -382,7 +382,7 @@ pub trait Store:
     /// in one transaction with the audit row.
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// The ledger entries of one commission, oldest first.
-    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>>;
+    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId, now: Timestamp) -> StoreResult<Vec<LedgerEntry>>;
     /// The adjustment that corrects a paid commission, if any.
     async fn adjustment_of(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Option<CommissionId>>;
     /// Applies ledger writes outside a referral change (a reversal by
@@ -391,7 +391,7 @@ pub trait Store:
     /// Makes pending commissions whose hold ended at or before `now`
     /// payable (any workspace, or one), with their entries; up to `limit`
     /// per call. Returns how many moved.
-    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64>;
+    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp) -> StoreResult<u64>;
     /// A partner's balances per currency as of `now`.
     async fn partner_balances(&self, ws: &WorkspaceId, partner: &PartnerId, now: Timestamp) -> StoreResult<Vec<Balance>>;
 

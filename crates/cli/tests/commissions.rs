@@ -6,6 +6,7 @@ mod common;
 
 use common::{Engine, TestApp, body, problem_fields};
 use jiff::{SignedDuration, Timestamp};
+use partnerloop_app::store::Store;
 use serde_json::{Value, json};
 
 on_both_engines!(
@@ -116,18 +117,38 @@ async fn a_win_accrues_one_commission_payable_after_the_hold(engine: Engine) {
         tl["data"].as_array().unwrap().iter().any(|e| e["kind"] == "commission" && e["summary"].as_str().unwrap().contains("1500.02 USD"))
     );
 
-    // After the hold it is payable: on read at once, and in storage after the release job.
-    let later = Timestamp::now() + SignedDuration::from_hours(24 * 31);
-    assert_eq!(partnerloop_app::commissions::release_due(p.app.store.as_ref(), None, Timestamp::now()).await.unwrap(), 0);
-    assert_eq!(partnerloop_app::commissions::release_due(p.app.store.as_ref(), None, later).await.unwrap(), 1);
+    // Within the hold it is pending, with its accrual as its only entry.
     let (_, detail) = body(p.app.get(&format!("/api/v1/commissions/{id}"), p.token(0)).await).await;
-    assert_eq!(detail["status"], "payable");
+    assert_eq!(detail["status"], "pending");
     let kinds: Vec<&str> = detail["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["accrued", "released"]);
+    assert_eq!(kinds, ["accrued"]);
     assert!(detail["entries"][0]["actor"].as_str().unwrap().starts_with("admin"), "{detail}");
-    assert_eq!(detail["entries"][1]["actor"], "scheduler");
-    assert_eq!(p.commissions("?status=payable", &p.app.admin).await.len(), 1);
-    assert_eq!(p.commissions("?status=pending", &p.app.admin).await.len(), 0);
+    assert!(detail["entries"][0]["reason"].as_str().unwrap().contains("15 % of 10000.10 USD"), "{detail}");
+
+    // After the hold it is payable on read; the release job announces it
+    // once (one `commission.released` event), whenever it runs.
+    let later = Timestamp::now() + SignedDuration::from_hours(24 * 31);
+    let store = p.app.store.as_ref();
+    let ws = store.workspace_by_slug("default").await.unwrap().id;
+    assert_eq!(partnerloop_app::commissions::release_due(store, None, Timestamp::now()).await.unwrap(), 0);
+    assert_eq!(partnerloop_app::commissions::release_due(store, None, later).await.unwrap(), 1);
+    assert_eq!(partnerloop_app::commissions::release_due(store, None, later).await.unwrap(), 0, "announced once");
+    let cid = partnerloop_domain::commission::CommissionId::from_string(id);
+    let stored = store.commission(&ws, &cid).await.unwrap();
+    assert_eq!(stored.status_at(later), partnerloop_domain::commission::CommissionStatus::Payable);
+    let entries = store.commission_entries(&ws, &cid, later).await.unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["accrued", "released"]);
+    assert_eq!((entries[1].actor.as_str(), entries[1].at), ("scheduler", stored.available_at));
+    let released: Vec<_> = store.audit_for(&ws, p.id(0)).await.unwrap().into_iter().filter(|a| a.action == "commission.released").collect();
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(released[0].after.as_ref().unwrap()["commissions"], 1);
+    let page = partnerloop_app::store::Page { limit: 10, after: None };
+    let filter = |status| partnerloop_app::ledger::CommissionFilter { status: Some(status), ..Default::default() };
+    use partnerloop_domain::commission::CommissionStatus::{Payable, Pending};
+    assert_eq!(store.list_commissions(&ws, &filter(Payable), later, &page).await.unwrap().items.len(), 1);
+    assert_eq!(store.list_commissions(&ws, &filter(Pending), later, &page).await.unwrap().items.len(), 0);
+    assert_eq!(p.commissions("?status=pending", &p.app.admin).await.len(), 1, "still in its hold today");
     let (s, problem) = body(p.app.get("/api/v1/commissions?status=owed", &p.app.admin).await).await;
     assert_eq!((s, problem_fields(&problem)), (422, vec!["status".to_owned()]));
     p.app.cleanup().await;

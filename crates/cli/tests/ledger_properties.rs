@@ -185,7 +185,7 @@ impl World {
             if c.kind == CommissionKind::Accrual && status != CommissionStatus::Reversed && !adjusted {
                 *live_accruals.entry(c.referral_id.to_string()).or_default() += 1;
             }
-            let entries = store.commission_entries(&self.ws, &c.id).await.unwrap();
+            let entries = store.commission_entries(&self.ws, &c.id, self.now).await.unwrap();
             let count = |k: EntryKind| entries.iter().filter(|e| e.kind == k).count();
             assert!(count(EntryKind::Paid) <= 1, "paid twice: {entries:?}");
             assert!(count(EntryKind::Batched) <= count(EntryKind::Unbatched) + 1, "in two live batches: {entries:?}");

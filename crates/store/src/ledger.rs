@@ -1,9 +1,15 @@
 //! The commissions ledger: commission rows and their append-only entries.
 //!
-//! Rules: every statement that changes a commission's status or batch is
-//! paired, in the same transaction, with the INSERT of its entries; the
-//! pairing reads the same rows (SQLite has one writer; on PostgreSQL the
-//! release runs as one data-modifying statement).
+//! Rules: the ledger writes per set, not per commission, where a set is
+//! what happened. A commission's row is its own accrual record (who booked
+//! it, why); the end of its hold is read from `available_at` (an open
+//! commission is stored `pending` and is payable on read), and the release
+//! job writes one announcement per partner and currency, not a row per
+//! commission; a payout batch stamps its commissions with its id and itself
+//! records when and by whom. What changes a commission in place afterwards
+//! (reversed, unbatched, paid) is paired, in the same transaction, with the
+//! INSERT of its entries. Every accrual locks the workspace's release mark
+//! (`ledger_marks`), which orders it with the release job on PostgreSQL.
 
 use jiff::Timestamp;
 use partnerloop_app::error::StoreError;
@@ -15,7 +21,7 @@ use partnerloop_domain::referral::ReferralId;
 use partnerloop_domain::{Currency, Money};
 
 use crate::errors::map;
-use crate::records::insert_audit;
+use crate::records::{insert_audit, insert_audits};
 use crate::time::{from_text, to_text};
 use crate::{Db, SqlStore, on_read, on_write};
 
@@ -38,10 +44,10 @@ use crate::rows::bad;
 
 /// Commissions released together: workspace, partner, currency, sum, count.
 #[derive(sqlx::FromRow)]
-struct ReleasedGroup(String, String, String, i64, i64);
+pub(crate) struct ReleasedGroup(pub String, pub String, pub String, pub i64, pub i64);
 
 impl ReleasedGroup {
-    fn audit(&self, at: Timestamp) -> StoreResult<(WorkspaceId, AuditEntry)> {
+    pub(crate) fn audit(&self, at: Timestamp) -> StoreResult<(WorkspaceId, AuditEntry)> {
         let currency = Currency::parse("currency", &self.2).map_err(bad)?;
         let entry = AuditEntry {
             at,
@@ -137,7 +143,39 @@ impl TryFrom<EntryRow> for LedgerEntry {
     }
 }
 
+/// The status a commission is stored with: an open commission is
+/// `pending` until paid or reversed; `payable` is read from `available_at`.
+pub(crate) fn stored_status(s: CommissionStatus) -> &'static str {
+    match s {
+        CommissionStatus::Payable => CommissionStatus::Pending.as_str(),
+        s => s.as_str(),
+    }
+}
+
+/// Locks the workspace's release mark inside the transaction `$tx` and
+/// returns how far the release job has announced ('' when never). Every
+/// accrual takes this lock, so on PostgreSQL a release run never misses a
+/// commission committed behind its back (SQLite has one writer anyway).
+macro_rules! lock_release_mark {
+    ($tx:expr, $ws:expr) => {{
+        let mark: String = sqlx::query_scalar(
+            "INSERT INTO ledger_marks (workspace_id, released_through) VALUES ($1, '')
+             ON CONFLICT (workspace_id) DO UPDATE SET released_through = ledger_marks.released_through
+             RETURNING released_through",
+        )
+        .bind($ws.as_str())
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(map)?;
+        mark
+    }};
+}
+pub(crate) use lock_release_mark;
+
 /// Applies ledger writes inside the transaction `$tx`, entries at `$at` by `$actor`.
+/// A booked commission is its own accrual record (`booked_by`,
+/// `booked_reason`); one already due by the release mark is announced
+/// (`commission.released`) at once, since the release job has passed it.
 macro_rules! apply_ledger {
     ($tx:expr, $ws:expr, $writes:expr, $at:expr, $actor:expr) => {{
         let at = $crate::time::to_text($at);
@@ -148,7 +186,7 @@ macro_rules! apply_ledger {
                     sqlx::query(concat!(
                         "INSERT INTO commissions (workspace_id, ",
                         $crate::ledger::commission_cols!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                        ", booked_by, booked_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                     ))
                     .bind($ws.as_str())
                     .bind(c.id.as_str())
@@ -159,7 +197,7 @@ macro_rules! apply_ledger {
                     .bind(i32::try_from(c.won_seq).unwrap_or(i32::MAX))
                     .bind(c.amount.minor())
                     .bind(c.amount.currency().code())
-                    .bind(c.status.as_str())
+                    .bind($crate::ledger::stored_status(c.status))
                     .bind(&c.rule)
                     .bind($crate::time::to_text(c.available_at))
                     .bind($crate::time::to_text(c.created_at))
@@ -167,26 +205,26 @@ macro_rules! apply_ledger {
                     .bind(c.payout_id.as_ref().map(|p| p.as_str()))
                     .bind(c.adjusts.as_ref().map(|p| p.as_str()))
                     .bind(c.payment_id.as_ref().map_or("", |p| p.as_str()))
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(map)?;
-                    let kind = match c.kind {
-                        partnerloop_domain::commission::CommissionKind::Adjustment => "adjusted",
-                        _ => "accrued",
-                    };
-                    sqlx::query(concat!(
-                        $crate::ledger::entry_insert!(),
-                        "SELECT workspace_id, id, $1, amount_minor, $2, $3, $4, NULL
-                         FROM commissions WHERE id = $5"
-                    ))
-                    .bind(kind)
-                    .bind(&at)
                     .bind(actor)
                     .bind(reason.as_str())
-                    .bind(c.id.as_str())
                     .execute(&mut *$tx)
                     .await
                     .map_err(map)?;
+                    if c.kind != partnerloop_domain::commission::CommissionKind::Adjustment {
+                        let mark = $crate::ledger::lock_release_mark!($tx, $ws);
+                        let due = $crate::time::to_text(c.available_at);
+                        if due <= mark {
+                            let group = $crate::ledger::ReleasedGroup(
+                                $ws.to_string(),
+                                c.partner_id.to_string(),
+                                c.amount.currency().code().to_owned(),
+                                c.amount.minor(),
+                                1,
+                            );
+                            let (ws, audit) = group.audit($at)?;
+                            $crate::records::insert_audit!($tx, ws, &audit);
+                        }
+                    }
                 }
                 partnerloop_app::ledger::LedgerWrite::Reverse { id, reason } => {
                     let done = sqlx::query(
@@ -280,9 +318,16 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn commission_entries_(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {
-        on_read!(self, |pool| {
-            let rows: Vec<EntryRow> = sqlx::query_as(
+    /// A commission's entries, oldest first: the stored ones (what changed
+    /// it in place: reversed, unbatched, paid; and, for commissions booked
+    /// before migration 0016, their accrued, released and batched rows)
+    /// and the ones its records imply, marked `seq` 0: `accrued` (or
+    /// `adjusted`) from the commission's own row, `released` when its hold
+    /// ended by `now` while it was open, `batched` from the batch that holds it.
+    pub(crate) async fn commission_entries_(&self, ws: &WorkspaceId, id: &CommissionId, now: Timestamp) -> StoreResult<Vec<LedgerEntry>> {
+        let c = self.commission_(ws, id).await?;
+        let (stored, booked, batch) = on_read!(self, |pool| {
+            let stored: Vec<EntryRow> = sqlx::query_as(
                 "SELECT e.seq, e.commission_id, c.partner_id, c.referral_id, c.plan_id, e.kind, e.amount_minor, c.currency, e.at, e.actor, e.reason,
                  e.payout_id FROM commission_entries e JOIN commissions c ON c.id = e.commission_id
                  WHERE e.workspace_id = $1 AND e.commission_id = $2 ORDER BY e.seq",
@@ -292,8 +337,62 @@ impl SqlStore {
             .fetch_all(pool)
             .await
             .map_err(map)?;
-            rows.into_iter().map(LedgerEntry::try_from).collect()
-        })
+            let booked: Option<(Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT booked_by, booked_reason FROM commissions WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(map)?;
+            let batch: Option<(String, String)> = match &c.payout_id {
+                Some(p) => sqlx::query_as("SELECT created_at, created_by FROM payouts WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.as_str())
+                    .bind(p.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(map)?,
+                None => None,
+            };
+            (stored, booked, batch)
+        });
+        let stored = stored.into_iter().map(LedgerEntry::try_from).collect::<Result<Vec<_>, _>>()?;
+        let has = |k: EntryKind| stored.iter().any(|e| e.kind == k);
+        let implied = |kind: EntryKind, amount: Money, at: Timestamp, actor: &str, reason: String| LedgerEntry {
+            seq: 0,
+            commission_id: c.id.clone(),
+            partner_id: c.partner_id.clone(),
+            referral_id: c.referral_id.clone(),
+            plan_id: c.plan_id.clone(),
+            kind,
+            amount,
+            at,
+            actor: actor.to_owned(),
+            reason,
+            payout_id: None,
+        };
+        // (entry, rank among entries at the same instant)
+        let mut out: Vec<(LedgerEntry, i64)> = Vec::with_capacity(stored.len() + 3);
+        if let Some((Some(by), reason)) = booked {
+            let kind = if c.kind == CommissionKind::Adjustment { EntryKind::Adjusted } else { EntryKind::Accrued };
+            out.push((implied(kind, c.amount, c.created_at, &by, reason.unwrap_or_default()), -3));
+        }
+        let reversed_before_due = stored.iter().any(|e| e.kind == EntryKind::Reversed && e.at < c.available_at);
+        if c.kind != CommissionKind::Adjustment && c.available_at <= now && !has(EntryKind::Released) && !reversed_before_due {
+            out.push((implied(EntryKind::Released, c.amount, c.available_at, "scheduler", "the hold period ended".into()), -2));
+        }
+        if let (Some(payout), Some((at, by))) = (&c.payout_id, batch)
+            && !stored.iter().any(|e| e.kind == EntryKind::Batched && e.payout_id.as_ref() == Some(payout))
+        {
+            let mut e = implied(EntryKind::Batched, c.amount, from_text(&at)?, &by, format!("in payout batch {payout}"));
+            e.payout_id = Some(payout.clone());
+            out.push((e, -1));
+        }
+        out.extend(stored.into_iter().map(|e| {
+            let seq = e.seq;
+            (e, seq)
+        }));
+        out.sort_by(|(a, ra), (b, rb)| a.at.cmp(&b.at).then(ra.cmp(rb)));
+        Ok(out.into_iter().map(|(e, _)| e).collect())
     }
 
     pub(crate) async fn adjustment_of_(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Option<CommissionId>> {
@@ -317,96 +416,80 @@ impl SqlStore {
         })
     }
 
-    /// Moves due commissions to `payable` with their `released` entries and,
-    /// per partner and currency, one `commission.released` audit row (the
-    /// event that tells the partner money is payable) — all in one
-    /// transaction.
-    pub(crate) async fn release_due_commissions_(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64> {
+    /// Announces what became payable since the last run: per workspace,
+    /// one `commission.released` audit row (the event that tells the
+    /// partner money is payable) per partner and currency for the open
+    /// commissions whose hold ended after the workspace's release mark and
+    /// by `now`, and the mark moved to `now` — in one transaction per
+    /// workspace, under the mark's lock. Nothing is written per commission:
+    /// a commission past its hold is payable on read. Returns how many
+    /// commissions were announced.
+    pub(crate) async fn release_due_commissions_(&self, ws: Option<&WorkspaceId>, now: Timestamp) -> StoreResult<u64> {
+        let workspaces: Vec<String> = match ws {
+            Some(ws) => vec![ws.to_string()],
+            None => {
+                on_read!(self, |pool| sqlx::query_scalar("SELECT id FROM workspaces ORDER BY id").fetch_all(pool).await.map_err(map)?)
+            }
+        };
         let now_text = to_text(now);
-        let reason = "the hold period ended";
-        let ws = ws.map(|w| w.as_str());
-        match &self.db {
-            // One writer: the INSERT, the SELECT and the UPDATE see the same
-            // rows (by rowid, which skips a lookup through the id index per row).
-            Db::Sqlite { write, .. } => {
-                let mut tx = write.begin().await.map_err(map)?;
-                let moved = sqlx::query(concat!(
-                    entry_insert!(),
-                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $2, NULL
-                     FROM commissions WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
-                     AND ($3 IS NULL OR workspace_id = $3) ORDER BY available_at, id LIMIT $4)"
-                ))
-                .bind(&now_text)
-                .bind(reason)
-                .bind(ws)
-                .bind(i64::from(limit))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?
-                .rows_affected();
-                let groups: Vec<ReleasedGroup> = sqlx::query_as(
-                    "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*)
-                     FROM commissions WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
-                     AND ($2 IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3)
-                     GROUP BY workspace_id, partner_id, currency",
-                )
-                .bind(&now_text)
-                .bind(ws)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map)?;
-                sqlx::query(
-                    "UPDATE commissions SET status = 'payable', updated_at = $1
-                     WHERE rowid IN (SELECT rowid FROM commissions WHERE status = 'pending' AND available_at <= $1
-                     AND ($2 IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3)",
-                )
-                .bind(&now_text)
-                .bind(ws)
-                .bind(i64::from(limit))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?;
-                for g in &groups {
-                    let (ws, audit) = g.audit(now)?;
-                    insert_audit!(tx, ws, &audit);
-                }
-                tx.commit().await.map_err(map)?;
-                Ok(moved)
+        // The first run reads every open commission: a scan of the table
+        // beats walking the whole due index (on SQLite the unary `+` keeps
+        // the planner off it; PostgreSQL's planner sees that by itself).
+        let every_open = match self.db {
+            Db::Sqlite { .. } => {
+                "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
+                 WHERE workspace_id = $1 AND status = 'pending' AND kind <> 'adjustment' AND +available_at <= $2
+                 GROUP BY workspace_id, partner_id, currency ORDER BY partner_id, currency"
             }
-            // One statement moves the rows and records their entries (rows
-            // another server is moving are skipped, not waited for); its
-            // result is the moved rows per partner and currency.
-            Db::Postgres(pool) => {
+            Db::Postgres(_) => {
+                "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
+                 WHERE workspace_id = $1 AND status = 'pending' AND kind <> 'adjustment' AND available_at <= $2
+                 GROUP BY workspace_id, partner_id, currency ORDER BY partner_id, currency"
+            }
+        };
+        let mut announced = 0;
+        for ws in workspaces {
+            let ws = WorkspaceId::from_string(&ws);
+            announced += on_write!(self, |pool| 'one: {
                 let mut tx = pool.begin().await.map_err(map)?;
-                let groups: Vec<ReleasedGroup> = sqlx::query_as(concat!(
-                    "WITH due AS (SELECT id FROM commissions WHERE status = 'pending' AND available_at <= $1
-                                  AND ($2::text IS NULL OR workspace_id = $2) ORDER BY available_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
-                          moved AS (UPDATE commissions c SET status = 'payable', updated_at = $1 FROM due WHERE c.id = due.id
-                                    RETURNING c.workspace_id, c.id, c.partner_id, c.referral_id, c.plan_id, c.amount_minor, c.currency),
-                          entries AS (",
-                    entry_insert!(),
-                    "SELECT workspace_id, id, 'released', amount_minor, $1, 'scheduler', $4, NULL FROM moved RETURNING 1)
-                     SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*)
-                     FROM moved GROUP BY workspace_id, partner_id, currency"
-                ))
-                .bind(&now_text)
-                .bind(ws)
-                .bind(i64::from(limit))
-                .bind(reason)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map)?;
-                let mut moved = 0;
-                for g in &groups {
-                    moved += g.4 as u64;
-                    let (ws, audit) = g.audit(now)?;
-                    insert_audit!(tx, ws, &audit);
+                let mark = lock_release_mark!(tx, ws);
+                if mark.as_str() >= now_text.as_str() {
+                    break 'one Ok::<u64, StoreError>(0);
                 }
+                // Later runs read their window through the due index.
+                let groups: Vec<ReleasedGroup> = if mark.is_empty() {
+                    sqlx::query_as(every_open).bind(ws.as_str()).bind(&now_text).fetch_all(&mut *tx).await.map_err(map)?
+                } else {
+                    sqlx::query_as(
+                        "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
+                         WHERE workspace_id = $1 AND status = 'pending' AND kind <> 'adjustment' AND available_at > $2 AND available_at <= $3
+                         GROUP BY workspace_id, partner_id, currency ORDER BY partner_id, currency",
+                    )
+                    .bind(ws.as_str())
+                    .bind(&mark)
+                    .bind(&now_text)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map)?
+                };
+                sqlx::query("UPDATE ledger_marks SET released_through = $1 WHERE workspace_id = $2")
+                    .bind(&now_text)
+                    .bind(ws.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                let mut moved = 0;
+                let mut audits = Vec::with_capacity(groups.len());
+                for g in &groups {
+                    moved += u64::try_from(g.4).unwrap_or(0);
+                    audits.push(g.audit(now)?.1);
+                }
+                insert_audits!(tx, ws, &audits);
                 tx.commit().await.map_err(map)?;
                 Ok(moved)
-            }
+            })?;
         }
+        Ok(announced)
     }
 
     pub(crate) async fn partner_balances_(&self, ws: &WorkspaceId, partner: &PartnerId, now: Timestamp) -> StoreResult<Vec<Balance>> {

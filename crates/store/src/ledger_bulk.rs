@@ -1,27 +1,29 @@
 //! Ledger reads by referral and the backfill of many accruals at once.
 //!
-//! Rules: a backfill chunk is one transaction — its commissions, one
-//! `accrued` entry each, and the audit row — written with multi-row
-//! statements; a chunk that meets an accrual booked meanwhile (the unique
-//! index) fails whole and the caller's next run picks up what is left.
+//! Rules: a backfill chunk is one transaction — its commissions (each row
+//! its own accrual record: who booked it and why), the announcement of
+//! those already past the release mark, and the audit row — written with
+//! multi-row statements; a chunk that meets an accrual booked meanwhile
+//! (the unique index) fails whole and the caller's next run picks up what
+//! is left.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::UnaccruedWin;
 use partnerloop_app::store::{AuditEntry, StoreResult};
-use partnerloop_domain::commission::Commission;
+use partnerloop_domain::commission::{Commission, CommissionKind};
 use partnerloop_domain::ids::{PartnerId, PlanId, WorkspaceId};
 use partnerloop_domain::referral::ReferralId;
 use partnerloop_domain::{Currency, Money};
 
 use crate::errors::map;
-use crate::ledger::{CommissionRow, commission_cols};
-use crate::records::insert_audit;
+use crate::ledger::{CommissionRow, ReleasedGroup, commission_cols, lock_release_mark, stored_status};
+use crate::records::insert_audits;
 use crate::time::{from_text, to_text};
 use crate::{SqlStore, on_read, on_write};
 
-/// Rows per multi-row INSERT: 17 columns × 1,500 stays under SQLite's 32,766 parameters.
+/// Rows per multi-row INSERT: 19 columns × 1,500 stays under SQLite's 32,766 parameters.
 const BOOK_CHUNK: usize = 1500;
 
 impl SqlStore {
@@ -107,11 +109,14 @@ impl SqlStore {
         reason: &str,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let at = to_text(audit.at);
         on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
             for chunk in commissions.chunks(BOOK_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO commissions (workspace_id, ", commission_cols!(), ") "));
+                let mut q = sqlx::QueryBuilder::new(concat!(
+                    "INSERT INTO commissions (workspace_id, ",
+                    commission_cols!(),
+                    ", booked_by, booked_reason) "
+                ));
                 q.push_values(chunk, |mut b, c| {
                     b.push_bind(ws.as_str())
                         .push_bind(c.id.as_str())
@@ -122,30 +127,34 @@ impl SqlStore {
                         .push_bind(i32::try_from(c.won_seq).unwrap_or(i32::MAX))
                         .push_bind(c.amount.minor())
                         .push_bind(c.amount.currency().code())
-                        .push_bind(c.status.as_str())
+                        .push_bind(stored_status(c.status))
                         .push_bind(c.rule.as_str())
                         .push_bind(to_text(c.available_at))
                         .push_bind(to_text(c.created_at))
                         .push_bind(to_text(c.updated_at))
                         .push_bind(c.payout_id.as_ref().map(|p| p.as_str()))
                         .push_bind(c.adjusts.as_ref().map(|p| p.as_str()))
-                        .push_bind(c.payment_id.as_ref().map_or("", |p| p.as_str()));
-                });
-                q.build().execute(&mut *tx).await.map_err(map)?;
-                let mut q = sqlx::QueryBuilder::new(crate::ledger::entry_insert!());
-                q.push_values(chunk, |mut b, c| {
-                    b.push_bind(ws.as_str())
-                        .push_bind(c.id.as_str())
-                        .push_bind("accrued")
-                        .push_bind(c.amount.minor())
-                        .push_bind(at.as_str())
+                        .push_bind(c.payment_id.as_ref().map_or("", |p| p.as_str()))
                         .push_bind(audit.actor.as_str())
-                        .push_bind(reason)
-                        .push_bind(None::<&str>);
+                        .push_bind(reason);
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
             }
-            insert_audit!(tx, ws, audit);
+            // What is already due by the release mark was passed by the
+            // release job: announce it here, per partner and currency.
+            let mark = lock_release_mark!(tx, ws);
+            let mut due: BTreeMap<(&str, String), (i64, i64)> = BTreeMap::new();
+            for c in commissions.iter().filter(|c| c.kind != CommissionKind::Adjustment && to_text(c.available_at) <= mark) {
+                let sum = due.entry((c.partner_id.as_str(), c.amount.currency().code().to_owned())).or_default();
+                sum.0 += c.amount.minor();
+                sum.1 += 1;
+            }
+            let mut audits = Vec::with_capacity(due.len() + 1);
+            for ((partner, currency), (sum, count)) in due {
+                audits.push(ReleasedGroup(ws.to_string(), partner.to_owned(), currency, sum, count).audit(audit.at)?.1);
+            }
+            audits.push(audit.clone());
+            insert_audits!(tx, ws, &audits);
             tx.commit().await.map_err(map)
         })
     }

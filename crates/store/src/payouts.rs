@@ -179,11 +179,12 @@ impl SqlStore {
             let groups: Vec<(String, i64, Option<String>)> = sqlx::query_as(
                 "SELECT c.partner_id, CAST(SUM(c.amount_minor) AS BIGINT), d.method FROM commissions c
                  LEFT JOIN payout_details d ON d.workspace_id = c.workspace_id AND d.partner_id = c.partner_id
-                 WHERE c.workspace_id = $1 AND c.currency = $2 AND c.status = 'payable' AND c.payout_id IS NULL
+                 WHERE c.workspace_id = $1 AND c.currency = $2 AND c.status = 'pending' AND c.available_at <= $3 AND c.payout_id IS NULL
                  GROUP BY c.partner_id, d.method ORDER BY c.partner_id",
             )
             .bind(ws.as_str())
             .bind(currency)
+            .bind(&at)
             .fetch_all(&mut *tx)
             .await
             .map_err(map)?;
@@ -230,7 +231,7 @@ impl SqlStore {
             }
             sqlx::query(
                 "UPDATE commissions SET payout_id = $1, updated_at = $2
-                 WHERE workspace_id = $3 AND currency = $4 AND status = 'payable' AND payout_id IS NULL
+                 WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
                  AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
             )
             .bind(id)
@@ -270,19 +271,14 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
-            let batched = sqlx::query(concat!(
-                entry_insert!(),
-                "SELECT workspace_id, id, 'batched', amount_minor, $1, $2, $3, payout_id
-                 FROM commissions WHERE payout_id = $4"
-            ))
-            .bind(&at)
-            .bind(&new.actor)
-            .bind(format!("in payout batch {id}"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?
-            .rows_affected();
+            // The batch itself records when and by whom its commissions were
+            // taken (each one's `batched` entry is read from it).
+            let batched: i64 =
+                sqlx::query_scalar("SELECT CAST(COALESCE(SUM(commission_count), 0) AS BIGINT) FROM payout_items WHERE payout_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map)?;
             if batched == 0 {
                 tx.rollback().await.map_err(map)?;
                 return Ok(PayoutCreated { payout: None, skipped });
@@ -292,7 +288,7 @@ impl SqlStore {
                  commission_count = $2 WHERE id = $1",
             )
             .bind(id)
-            .bind(i64::try_from(batched).unwrap_or(i64::MAX))
+            .bind(batched)
             .execute(&mut *tx)
             .await
             .map_err(map)?;
@@ -438,7 +434,22 @@ impl SqlStore {
                 return Err(StoreError::Stale);
             }
             // A batched commission stays payable until this moment: a
-            // reversal needs it out of every batch.
+            // reversal needs it out of every batch. Unbatched, it no longer
+            // names the batch, so the `batched` entry the batch implied is
+            // written first (unless stored already, as before migration 0016).
+            if paid.is_none() {
+                sqlx::query(concat!(
+                    entry_insert!(),
+                    "SELECT c.workspace_id, c.id, 'batched', c.amount_minor, p.created_at, p.created_by, $1, c.payout_id
+                     FROM commissions c JOIN payouts p ON p.id = c.payout_id WHERE c.payout_id = $2
+                     AND NOT EXISTS (SELECT 1 FROM commission_entries e WHERE e.commission_id = c.id AND e.kind = 'batched' AND e.payout_id = c.payout_id)"
+                ))
+                .bind(format!("in payout batch {id}"))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            }
             sqlx::query(concat!(
                 entry_insert!(),
                 "SELECT workspace_id, id, $1, amount_minor, $2, $3, $4, payout_id FROM commissions WHERE payout_id = $5"

@@ -49,6 +49,42 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
+/// Inserts many audit rows (and their pending events) with multi-row
+/// statements inside the transaction `$tx`: 9 columns × 500 rows per statement.
+macro_rules! insert_audits {
+    ($tx:expr, $ws:expr, $entries:expr) => {{
+        let entries: &[AuditEntry] = $entries;
+        let rows: Vec<(String, &AuditEntry)> = entries.iter().map(|a| (partnerloop_app::ids::audit_id(a.at).into_string(), a)).collect();
+        for chunk in rows.chunks(500) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state) ",
+            );
+            q.push_values(chunk, |mut b, (id, a)| {
+                b.push_bind(id.as_str())
+                    .push_bind($ws.as_str())
+                    .push_bind(to_text(a.at))
+                    .push_bind(a.actor.as_str())
+                    .push_bind(a.action.as_str())
+                    .push_bind(a.entity.as_str())
+                    .push_bind(a.entity_id.as_str())
+                    .push_bind(a.before.as_ref().map(|v| v.to_string()))
+                    .push_bind(a.after.as_ref().map(|v| v.to_string()));
+            });
+            q.build().execute(&mut *$tx).await.map_err(map)?;
+            let events: Vec<&String> =
+                chunk.iter().filter(|(_, a)| partnerloop_app::notify::is_event(&a.action)).map(|(id, _)| id).collect();
+            if !events.is_empty() {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO pending_events (audit_id, workspace_id) ");
+                q.push_values(events, |mut b, id| {
+                    b.push_bind(id.as_str()).push_bind($ws.as_str());
+                });
+                q.build().execute(&mut *$tx).await.map_err(map)?;
+            }
+        }
+    }};
+}
+pub(crate) use insert_audits;
+
 /// Inserts the rows of one partner inside the transaction `$tx`.
 macro_rules! insert_partner_rows {
     ($tx:expr, $ws:expr, $p:expr) => {{

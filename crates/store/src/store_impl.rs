@@ -326,8 +326,8 @@ impl Store for SqlStore {
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()> {
         self.book_commissions_(ws, commissions, reason, audit).await
     }
-    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Vec<LedgerEntry>> {
-        self.commission_entries_(ws, id).await
+    async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId, now: Timestamp) -> StoreResult<Vec<LedgerEntry>> {
+        self.commission_entries_(ws, id, now).await
     }
     async fn adjustment_of(&self, ws: &WorkspaceId, id: &CommissionId) -> StoreResult<Option<CommissionId>> {
         self.adjustment_of_(ws, id).await
@@ -335,8 +335,8 @@ impl Store for SqlStore {
     async fn write_ledger(&self, ws: &WorkspaceId, writes: Vec<LedgerWrite>, audit: &AuditEntry) -> StoreResult<()> {
         self.write_ledger_(ws, writes, audit).await
     }
-    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp, limit: u32) -> StoreResult<u64> {
-        self.release_due_commissions_(ws, now, limit).await
+    async fn release_due_commissions(&self, ws: Option<&WorkspaceId>, now: Timestamp) -> StoreResult<u64> {
+        self.release_due_commissions_(ws, now).await
     }
     async fn partner_balances(&self, ws: &WorkspaceId, partner: &PartnerId, now: Timestamp) -> StoreResult<Vec<Balance>> {
         self.partner_balances_(ws, partner, now).await
