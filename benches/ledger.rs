@@ -123,7 +123,8 @@ async fn seed(url: &str, ws: &str, sealer: &Sealer, partners: usize, won: usize)
 }
 
 async fn run(engine: &str, url: &str, partners: usize, won: usize) {
-    let store = Arc::new(SqlStore::connect(url, &StoreOptions::default()).await.expect("open"));
+    let options = StoreOptions { sqlite_writer_cache_mib: env("BENCH_SQLITE_CACHE_MIB", 64) as u32, ..StoreOptions::default() };
+    let store = Arc::new(SqlStore::connect(url, &options).await.expect("open"));
     store.migrate().await.expect("migrate");
     let now = Timestamp::now();
     let ws = workspaces::ensure(store.as_ref(), "default", now).await.expect("workspace");

@@ -149,6 +149,14 @@ async fn a_win_accrues_one_commission_payable_after_the_hold(engine: Engine) {
     assert_eq!(store.list_commissions(&ws, &filter(Payable), later, &page).await.unwrap().items.len(), 1);
     assert_eq!(store.list_commissions(&ws, &filter(Pending), later, &page).await.unwrap().items.len(), 0);
     assert_eq!(p.commissions("?status=pending", &p.app.admin).await.len(), 1, "still in its hold today");
+    // A commission booked already due by the release mark (the job ran "at"
+    // `later`) is announced by its own booking, since the job has passed it.
+    let r2 = p.referral(1, "Initech").await;
+    p.win(&r2, "200.00", "USD").await;
+    let released: Vec<_> = store.audit_for(&ws, p.id(1)).await.unwrap().into_iter().filter(|a| a.action == "commission.released").collect();
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(released[0].after.as_ref().unwrap()["amount"]["amount"], "30.00");
+    assert_eq!(partnerloop_app::commissions::release_due(store, None, later + SignedDuration::from_hours(24)).await.unwrap(), 0);
     let (s, problem) = body(p.app.get("/api/v1/commissions?status=owed", &p.app.admin).await).await;
     assert_eq!((s, problem_fields(&problem)), (422, vec!["status".to_owned()]));
     p.app.cleanup().await;
@@ -428,6 +436,14 @@ async fn a_payout_batch_pays_each_balance_once_and_exports_its_files(engine: Eng
     assert_eq!((own.len(), own[0]["status"].as_str(), own[0]["payout_id"].as_str()), (1, Some("paid"), Some(id.as_str())));
     let eur_again = p.commissions("?status=payable", p.token(2)).await;
     assert_eq!(eur_again.len(), 1, "the cancelled batch gave its commission back");
+    let eur_commission = eur_again[0]["id"].as_str().unwrap();
+    let (_, detail) = body(p.app.get(&format!("/api/v1/commissions/{eur_commission}"), p.token(2)).await).await;
+    let kinds: Vec<&str> = detail["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["accrued", "released", "batched", "unbatched"], "{detail}");
+    assert_eq!(detail["entries"][2]["payout_id"], eur_id, "{detail}");
+    let (_, detail) = body(p.app.get(&format!("/api/v1/commissions/{}", own[0]["id"].as_str().unwrap()), p.token(0)).await).await;
+    let kinds: Vec<&str> = detail["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["accrued", "released", "batched", "paid"], "{detail}");
     let (_, list) = body(p.app.get("/api/v1/payouts", &p.app.admin).await).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     p.app.cleanup().await;

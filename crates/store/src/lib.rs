@@ -83,6 +83,8 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Most registrations stored in one group commit (1 turns grouping off).
     pub group_commit_max: usize,
+    /// The SQLite writer's page cache, in MiB.
+    pub sqlite_writer_cache_mib: u32,
 }
 
 impl Default for StoreOptions {
@@ -92,6 +94,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(5),
             group_commit_max: group_commit::MAX_BATCH,
+            sqlite_writer_cache_mib: 64,
         }
     }
 }
@@ -160,12 +163,19 @@ impl SqlStore {
                     .busy_timeout(options.busy_timeout)
                     .foreign_keys(true);
                 // SQLite's default page cache (2 MiB) thrashes on large
-                // indexes: the writer keeps 64 MiB, readers 16 MiB each and
-                // share a memory map of the file.
+                // indexes: the writer keeps 64 MiB (`sqlite_writer_cache_mib`),
+                // readers 16 MiB each and share a memory map of the file.
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(base.clone().pragma("cache_size", "-65536"))
+                    .connect_with(
+                        base.clone()
+                            .pragma("cache_size", format!("-{}", u64::from(options.sqlite_writer_cache_mib.max(2)) * 1024))
+                            // Checkpoint every 64 MiB of WAL instead of 4 MiB: a
+                            // page rewritten many times between checkpoints
+                            // (a hot index page) is copied to the file once.
+                            .pragma("wal_autocheckpoint", "16384"),
+                    )
                     .await
                     .map_err(errors::map)?;
                 let read = SqlitePoolOptions::new()
