@@ -30,3 +30,6 @@ DROP INDEX commissions_due_idx;
 -- Partner ids are unique across workspaces; the queries still name the workspace.
 CREATE INDEX commissions_partner_idx ON commissions (partner_id, id);
 CREATE INDEX commissions_due_idx ON commissions (available_at) WHERE status = 'pending';
+-- A batch's items are summed from this index alone (no row lookups).
+DROP INDEX commissions_payout_idx;
+CREATE INDEX commissions_payout_idx ON commissions (payout_id, partner_id, amount_minor) WHERE payout_id IS NOT NULL;
