@@ -61,15 +61,18 @@ macro_rules! register_one {
         let result: StoreResult<JobOutcome> = async {
             let mut job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
             if referral.status == ReferralStatus::Approved {
-                let mut attempt = sqlx::Acquire::begin(&mut *job).await.map_err(map)?;
                 if let Some(d) = &deal {
-                    insert_deal!(attempt, ws, d);
+                    insert_deal!(job, ws, d);
                 }
-                write_referral!(insert, attempt, ws, &referral);
-                match insert_claims!(attempt, ws, &referral) {
-                    Ok(()) => attempt.commit().await.map_err(map)?,
+                write_referral!(insert, job, ws, &referral);
+                match insert_claims!(job, ws, &referral) {
+                    Ok(()) => {}
                     Err(e) if is_claim_conflict(&e) => {
-                        attempt.rollback().await.map_err(map)?;
+                        // Only the deal and the referral are in the savepoint
+                        // yet: undo them and start it again, rather than pay
+                        // a second savepoint on every registration that wins.
+                        job.rollback().await.map_err(map)?;
+                        job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
                         let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
                         let holders = claim_holders!(&mut *job, ws, &keys, referral.updated_at);
                         let Some(winner) = holders.first() else { return Err(e) };
