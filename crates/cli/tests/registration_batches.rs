@@ -24,6 +24,7 @@ use partnerloop_store::RegistrationBatches;
 on_both_engines!(
     a_batch_of_registrations_of_one_account_keeps_the_first_in_arrival_order,
     a_batch_the_fast_path_cannot_store_is_stored_one_at_a_time_without_loss_or_duplicates,
+    an_expired_claim_in_the_way_is_dropped_and_the_account_goes_to_the_new_registration,
 );
 
 /// A registration as `register` decides it before storing: approved (with
@@ -308,6 +309,37 @@ async fn a_batch_the_fast_path_cannot_store_is_stored_one_at_a_time_without_loss
     assert_eq!(log, approved, "the approved ones, once each and in order");
     if engine == Engine::Sqlite {
         assert!(batches(&app).fell_back > before.fell_back, "the fast path gave the batch back: {:?}", batches(&app));
+    }
+    app.cleanup().await;
+}
+
+async fn an_expired_claim_in_the_way_is_dropped_and_the_account_goes_to_the_new_registration(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ws = app.store.workspace_by_slug("default").await.unwrap().id;
+    let a = app.create_partner(&app.admin, "Partner A", "p@a.partners.example").await["id"].as_str().unwrap().to_owned();
+    let b = app.create_partner(&app.admin, "Partner B", "p@b.partners.example").await["id"].as_str().unwrap().to_owned();
+    // A's protection ended yesterday; the expiry job has not freed the account yet.
+    let mut old = registration(&a, "Old", "old.example", "x@old.example", true);
+    let ended = Timestamp::now() - SignedDuration::from_hours(24);
+    old.referral.protection = Some(Protection { starts_at: ended - SignedDuration::from_hours(24 * 90), expires_at: ended });
+    created(&app.store.register_referral(&ws, old).await);
+    let before = batches(&app);
+    let results = register_in_one_batch(
+        &app,
+        engine,
+        &ws,
+        &a,
+        vec![registration(&b, "Old", "old.example", "y@old.example", true), registration(&a, "New", "new.example", "n@new.example", true)],
+    )
+    .await;
+    let won = created(&results[0]);
+    assert_eq!(won.status, ReferralStatus::Approved, "an ended protection does not hold the account");
+    assert_eq!(holder_of(&app, &ws, "domain:old.example").await.as_deref(), Some(won.id.as_str()));
+    let new = created(&results[1]);
+    assert_eq!(holder_of(&app, &ws, "domain:new.example").await.as_deref(), Some(new.id.as_str()));
+    if engine == Engine::Sqlite {
+        // Dropping the ended claim is left to the one-at-a-time path.
+        assert!(batches(&app).fell_back > before.fell_back, "{:?}", batches(&app));
     }
     app.cleanup().await;
 }
