@@ -357,7 +357,7 @@ async fn main() {
         let server_store = Arc::new(SqlStore::connect(&url, &options).await.expect("open"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = partnerloop_web::router(partnerloop_web::AppState::new(server_store, "bench-secret-key-bench-secret-key"));
+        let router = partnerloop_web::router(partnerloop_web::AppState::new(server_store.clone(), "bench-secret-key-bench-secret-key"));
         tokio::spawn(partnerloop_web::serve(listener, router, std::future::pending()));
         let client = {
             partnerloop_jobs::http::install_crypto_provider();
@@ -391,7 +391,12 @@ async fn main() {
             created += t.await.unwrap();
         }
         let rate = created as f64 / started.elapsed().as_secs_f64();
-        println!("durable registrations through HTTP, {label} ({connections} connections, {seconds} s): {rate:.0}/s");
+        let batches = server_store.registration_batches();
+        println!(
+            "durable registrations through HTTP, {label} ({connections} connections, {seconds} s): {rate:.0}/s \
+             ({} batches stored whole, {} one registration at a time)",
+            batches.whole, batches.fell_back
+        );
         rates.push(rate);
         steady_base = base;
     }

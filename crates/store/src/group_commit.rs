@@ -4,6 +4,9 @@
 //! many as are waiting (up to [`MAX_BATCH`]) in one transaction: each in a
 //! savepoint of its own, so one failing registration never affects
 //! another, and all acknowledged together once the commit is durable.
+//! On SQLite the batch is first tried as a whole in a few multi-row
+//! statements ([`crate::register_batch`]); if any of them fails, the batch
+//! is stored one registration at a time as on PostgreSQL.
 //! A registration is answered only after its batch committed.
 
 use partnerloop_app::error::StoreError;
@@ -12,6 +15,10 @@ use partnerloop_app::referrals::{audit_view, claim_keys, decision_summary};
 use partnerloop_app::store::{AuditEntry, NewRegistration, StoreResult, TimelineEvent};
 use partnerloop_domain::ids::WorkspaceId;
 use partnerloop_domain::referral::{Outcome, Referral, ReferralStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{PgConnection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Db;
@@ -37,18 +44,60 @@ pub(crate) struct RegisterJob {
     pub reply: oneshot::Sender<StoreResult<JobOutcome>>,
 }
 
+/// How the writer stored its batches so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistrationBatches {
+    /// Batches stored whole by the SQLite fast path.
+    pub whole: u64,
+    /// Batches the fast path gave back, then stored one registration at a time.
+    pub fell_back: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct BatchCounters {
+    whole: AtomicU64,
+    fell_back: AtomicU64,
+}
+
+impl BatchCounters {
+    pub(crate) fn read(&self) -> RegistrationBatches {
+        RegistrationBatches { whole: self.whole.load(Ordering::Relaxed), fell_back: self.fell_back.load(Ordering::Relaxed) }
+    }
+}
+
 /// Starts the writer task of `db`; it ends when the last sender is dropped.
-pub(crate) fn spawn(db: &Db, max_batch: usize) -> mpsc::Sender<RegisterJob> {
+pub(crate) fn spawn(db: &Db, max_batch: usize, counters: Arc<BatchCounters>) -> mpsc::Sender<RegisterJob> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     match db {
         Db::Sqlite { write, .. } => {
-            tokio::spawn(run_sqlite(write.clone(), rx, max_batch));
+            tokio::spawn(run_sqlite(write.clone(), rx, max_batch, counters));
         }
         Db::Postgres(pool) => {
-            tokio::spawn(run_postgres(pool.clone(), rx, max_batch));
+            tokio::spawn(run_postgres(pool.clone(), rx, max_batch, counters));
         }
     }
     tx
+}
+
+/// The whole batch at once, or `None` to store it one by one (nothing of
+/// it written then).
+async fn sqlite_whole(conn: &mut SqliteConnection, jobs: &[RegisterJob], counters: &BatchCounters) -> Option<Vec<JobOutcome>> {
+    match crate::register_batch::store_batch(conn, jobs).await {
+        Ok(outcomes) => {
+            counters.whole.fetch_add(1, Ordering::Relaxed);
+            Some(outcomes)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, registrations = jobs.len(), "a registration batch is stored one at a time");
+            counters.fell_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// PostgreSQL has no whole-batch path: several servers may claim at once.
+async fn postgres_whole(_: &mut PgConnection, _: &[RegisterJob], _: &BatchCounters) -> Option<Vec<JobOutcome>> {
+    None
 }
 
 /// Stores one registration inside the open transaction `$tx`, in its own
@@ -61,15 +110,18 @@ macro_rules! register_one {
         let result: StoreResult<JobOutcome> = async {
             let mut job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
             if referral.status == ReferralStatus::Approved {
-                let mut attempt = sqlx::Acquire::begin(&mut *job).await.map_err(map)?;
                 if let Some(d) = &deal {
-                    insert_deal!(attempt, ws, d);
+                    insert_deal!(job, ws, d);
                 }
-                write_referral!(insert, attempt, ws, &referral);
-                match insert_claims!(attempt, ws, &referral) {
-                    Ok(()) => attempt.commit().await.map_err(map)?,
+                write_referral!(insert, job, ws, &referral);
+                match insert_claims!(job, ws, &referral) {
+                    Ok(()) => {}
                     Err(e) if is_claim_conflict(&e) => {
-                        attempt.rollback().await.map_err(map)?;
+                        // Only the deal and the referral are in the savepoint
+                        // yet: undo them and start it again, rather than pay
+                        // a second savepoint on every registration that wins.
+                        job.rollback().await.map_err(map)?;
+                        job = sqlx::Acquire::begin(&mut *$tx).await.map_err(map)?;
                         let keys = claim_keys(referral.company_domain.as_str(), referral.contact_email.as_str());
                         let holders = claim_holders!(&mut *job, ws, &keys, referral.updated_at);
                         let Some(winner) = holders.first() else { return Err(e) };
@@ -123,8 +175,8 @@ macro_rules! register_one {
 }
 
 macro_rules! batcher {
-    ($name:ident, $pool:ty) => {
-        async fn $name(pool: $pool, mut rx: mpsc::Receiver<RegisterJob>, max_batch: usize) {
+    ($name:ident, $pool:ty, $whole:ident) => {
+        async fn $name(pool: $pool, mut rx: mpsc::Receiver<RegisterJob>, max_batch: usize, counters: Arc<BatchCounters>) {
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
                 while jobs.len() < max_batch {
@@ -141,9 +193,13 @@ macro_rules! batcher {
                     }
                 };
                 let mut results = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let outcome = register_one!(tx, &job.ws, job.registration);
-                    results.push((job.reply, outcome));
+                if let Some(outcomes) = $whole(&mut tx, &jobs, &counters).await {
+                    results.extend(jobs.into_iter().zip(outcomes).map(|(job, outcome)| (job.reply, Ok(outcome))));
+                } else {
+                    for job in jobs {
+                        let outcome = register_one!(tx, &job.ws, job.registration);
+                        results.push((job.reply, outcome));
+                    }
                 }
                 match tx.commit().await {
                     Ok(()) => {
@@ -158,8 +214,8 @@ macro_rules! batcher {
     };
 }
 
-batcher!(run_sqlite, sqlx::SqlitePool);
-batcher!(run_postgres, sqlx::PgPool);
+batcher!(run_sqlite, sqlx::SqlitePool, sqlite_whole);
+batcher!(run_postgres, sqlx::PgPool, postgres_whole);
 
 fn fail_all(replies: impl Iterator<Item = oneshot::Sender<StoreResult<JobOutcome>>>, why: &str) {
     for reply in replies {

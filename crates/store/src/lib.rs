@@ -43,6 +43,7 @@ mod records;
 mod recruitment;
 mod referral_rows;
 mod referral_writes;
+mod register_batch;
 mod rows;
 mod scheduled;
 mod settings_cache;
@@ -54,6 +55,7 @@ mod tiers;
 mod time;
 
 pub use errors::UNIQUE_CONSTRAINTS;
+pub use group_commit::RegistrationBatches;
 
 /// How an SQLite database makes writes durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,7 @@ pub(crate) enum Db {
 pub struct SqlStore {
     pub(crate) db: Db,
     pub(crate) registrations: tokio::sync::mpsc::Sender<group_commit::RegisterJob>,
+    pub(crate) registration_batches: std::sync::Arc<group_commit::BatchCounters>,
     pub(crate) rules_cache: settings_cache::TtlCache<String, partnerloop_domain::rules::Rules>,
     pub(crate) labels_cache: settings_cache::TtlCache<String, std::collections::BTreeMap<String, String>>,
     pub(crate) workspace_cache: settings_cache::TtlCache<String, partnerloop_app::store::Workspace>,
@@ -196,10 +199,12 @@ impl SqlStore {
                 Db::Postgres(pool)
             }
         };
-        let registrations = group_commit::spawn(&db, options.group_commit_max.max(1));
+        let registration_batches = std::sync::Arc::new(group_commit::BatchCounters::default());
+        let registrations = group_commit::spawn(&db, options.group_commit_max.max(1), registration_batches.clone());
         Ok(Self {
             db,
             registrations,
+            registration_batches,
             rules_cache: settings_cache::TtlCache::new(),
             labels_cache: settings_cache::TtlCache::new(),
             workspace_cache: settings_cache::TtlCache::new(),
@@ -228,6 +233,13 @@ impl SqlStore {
             }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(|e| StoreError::Other(Box::new(e))),
         }
+    }
+
+    /// How the registration writer stored its batches since start: on
+    /// SQLite a batch that falls back to one registration at a time is
+    /// worth knowing about (it is correct, only slower).
+    pub fn registration_batches(&self) -> RegistrationBatches {
+        self.registration_batches.read()
     }
 
     /// Closes every connection (graceful shutdown).
