@@ -155,10 +155,12 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
     let t = Instant::now();
     let backfill = partnerloop_app::commissions::accrue_missing(store.as_ref(), &ctx).await.expect("accrue");
     let accrue_s = t.elapsed().as_secs_f64();
+    let accrue_peak = peak_rss_mib();
     assert_eq!(backfill.accrued as usize, won);
     let t = Instant::now();
     let released = partnerloop_app::commissions::release_due(store.as_ref(), Some(&ws.id), Timestamp::now()).await.expect("release");
     let release_s = t.elapsed().as_secs_f64();
+    let release_peak = peak_rss_mib();
     assert_eq!(released as usize, won);
     let t = Instant::now();
     let created =
@@ -174,7 +176,7 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
     let export_s = t.elapsed().as_secs_f64();
     println!(
         "{engine}: {won} won referrals, {partners} partners: accrue {accrue_s:.2} s, release {release_s:.2} s, batch {batch_s:.2} s \
-         = {total_s:.2} s; peak RSS {peak:.0} MiB; batch total {}; CSV export of {} lines {export_s:.2} s",
+         = {total_s:.2} s; peak RSS {peak:.0} MiB (after accrue {accrue_peak:.0}, release {release_peak:.0}); batch total {}; CSV export of {} lines {export_s:.2} s",
         payout.total,
         file.bytes.iter().filter(|b| **b == b'\n').count() - 1
     );

@@ -147,6 +147,27 @@ pub struct UnaccruedWin {
     pub partner_tier: Option<String>,
 }
 
+/// The accrual of every unaccrued win of the partners on one linear plan
+/// (a plan whose commission depends only on the won amount), computed by
+/// the store in one statement: partners with `plan` as their own, and
+/// partners without a plan of their own when `plan` is the default.
+#[derive(Debug, Clone)]
+pub struct LinearAccrual {
+    pub plan: PlanId,
+    pub is_default: bool,
+    pub hold_days: u32,
+    pub linear: partnerloop_domain::commission::Linear,
+    /// The first 16 characters of the commission ids of this set (a ULID's
+    /// time and the start of its randomness); the store appends 10 more,
+    /// counting from `id_counter`.
+    pub id_stem: String,
+    pub id_counter: u64,
+    /// The currencies the store may handle (code, minor-unit exponent):
+    /// wins in any other are left to the general path.
+    pub currencies: Vec<(&'static str, u8)>,
+    pub reason: String,
+}
+
 /// A customer payment recorded on a won referral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {

@@ -13,8 +13,8 @@ use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 
 use crate::error::StoreError;
 use crate::ledger::{
-    Balance, CommissionFilter, LedgerEntry, LedgerWrite, NewPayment, NewPayout, Payment, Payout, PayoutCreated, SealedPayoutDetails,
-    SealedPayoutSettings, UnaccruedWin,
+    Balance, CommissionFilter, LedgerEntry, LedgerWrite, LinearAccrual, NewPayment, NewPayout, Payment, Payout, PayoutCreated,
+    SealedPayoutDetails, SealedPayoutSettings, UnaccruedWin,
 };
 use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
@@ -370,8 +370,9 @@ pub trait Store:
     async fn record_payment(&self, ws: &WorkspaceId, new: NewPayment) -> StoreResult<()>;
     /// Every commission of one referral, oldest first.
     async fn referral_commissions(&self, ws: &WorkspaceId, referral: &ReferralId) -> StoreResult<Vec<Commission>>;
-    /// Of the next `limit` won referrals in id order after `after`, those
-    /// without any accrual; and the last id looked at (None: no more).
+    /// The next `limit` won referrals without any accrual, in id order
+    /// after `after` (those without an amount or close time left out); and
+    /// the last id looked at (None: no more).
     async fn won_without_commission(
         &self,
         ws: &WorkspaceId,
@@ -381,6 +382,12 @@ pub trait Store:
     /// Books many new commissions at once with their entries (a backfill),
     /// in one transaction with the audit row.
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()>;
+    /// Books the commissions of every unaccrued win on a linear plan in one
+    /// transaction with the audit row (see [`LinearAccrual`]), and returns
+    /// how many. Wins it cannot compute exactly (a negative or very large
+    /// amount, a currency not listed, a close time not in the canonical
+    /// form) are left unaccrued for [`Store::book_commissions`].
+    async fn book_linear_commissions(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<u64>;
     /// The ledger entries of one commission, oldest first.
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId, now: Timestamp) -> StoreResult<Vec<LedgerEntry>>;
     /// The adjustment that corrects a paid commission, if any.

@@ -151,6 +151,53 @@ fn rated(rate: Rate, won: Money, qualifier: &str) -> Result<(Money, String), Com
     Ok((amount, format!("{percent} %{qualifier} of {won} = {amount}")))
 }
 
+/// A plan whose accrual of a win depends only on the won amount, by one
+/// rate in parts per million (every [`Rate`] has at most six decimal
+/// places) or one flat amount, then the minimum and the cap: what a
+/// database can compute exactly in integers for a whole set of wins at
+/// once. [`accrue`] stays the definition; a store that computes a set from
+/// this view is tested against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linear {
+    pub rate: LinearRate,
+    /// `plan 'NAME': ` — the start of every rule.
+    pub rule_prefix: String,
+    pub minimum: Option<Money>,
+    pub cap: Option<Money>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinearRate {
+    /// `amount = round_half_even(won_minor × ppm / 1,000,000)` in the won
+    /// currency; the rule reads `{percent} % of {won} = {amount}`.
+    Percent { ppm: i64, percent: String },
+    /// The same accrual for every win, whatever its amount or currency.
+    Flat(Accrual),
+}
+
+/// The linear view of `plan`, or `None` when its accrual depends on more
+/// than the won amount (tiers, volume bands) or on customer payments.
+pub fn linear(plan: &CommissionPlan) -> Option<Linear> {
+    if plan.recurring.is_some() || plan.volume.is_some() {
+        return None;
+    }
+    let rate = match &plan.kind {
+        PlanKind::Percent { rate } => {
+            let ppm = rate.as_decimal().checked_mul(Decimal::from(1_000_000))?;
+            if ppm.fract() != Decimal::ZERO {
+                return None;
+            }
+            let percent = (rate.as_decimal() * Decimal::ONE_HUNDRED).normalize();
+            LinearRate::Percent { ppm: i64::try_from(ppm).ok()?, percent: percent.to_string() }
+        }
+        PlanKind::Flat { amount } => {
+            LinearRate::Flat(accrue(plan, &Win { amount: Money::zero(amount.currency()), tier: None, nth_in_period: 1 }).ok()?)
+        }
+        PlanKind::Tiered { .. } => return None,
+    };
+    Some(Linear { rate, rule_prefix: format!("plan '{}': ", plan.name), minimum: plan.minimum, cap: plan.cap })
+}
+
 /// When an accrual becomes payable: the win plus the plan's hold days.
 pub fn available_at(won_at: Timestamp, hold_days: u32) -> Timestamp {
     won_at + SignedDuration::from_hours(24 * i64::from(hold_days))
@@ -327,6 +374,24 @@ mod tests {
         let a = accrue(&plan(PlanKind::Flat { amount: usd(25_000) }, None, None), &Win { amount: usd(1), tier: None, nth_in_period: 1 })
             .unwrap();
         assert_eq!(a.amount, usd(25_000));
+    }
+
+    #[test]
+    fn only_plans_that_depend_on_the_won_amount_alone_are_linear() {
+        let l = linear(&plan(pct("0.125"), Some(30_000), Some(500))).unwrap();
+        assert_eq!(l.rate, LinearRate::Percent { ppm: 125_000, percent: "12.5".into() });
+        assert_eq!((l.rule_prefix.as_str(), l.cap, l.minimum), ("plan 'Standard': ", Some(usd(30_000)), Some(usd(500))));
+        let l = linear(&plan(pct("0.000001"), None, None)).unwrap();
+        assert_eq!(l.rate, LinearRate::Percent { ppm: 1, percent: "0.0001".into() });
+        let flat = plan(PlanKind::Flat { amount: usd(25_000) }, Some(20_000), None);
+        let LinearRate::Flat(a) = linear(&flat).unwrap().rate else { panic!("flat") };
+        assert_eq!(a, accrue(&flat, &Win { amount: usd(99), tier: None, nth_in_period: 1 }).unwrap());
+        assert_eq!(a.amount, usd(20_000));
+        let tiered = plan(PlanKind::Tiered { rates: BTreeMap::new() }, None, None);
+        assert_eq!(linear(&tiered), None);
+        let mut recurring = plan(pct("0.1"), None, None);
+        recurring.recurring = Some(crate::plan::Recurring { months: 12, hold_from: crate::plan::HoldFrom::ClosedWon });
+        assert_eq!(linear(&recurring), None);
     }
 
     fn commission(status: CommissionStatus, payout: Option<&str>) -> Commission {

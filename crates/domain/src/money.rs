@@ -192,6 +192,11 @@ impl Currency {
             .ok_or_else(|| FieldError::new(field, format!("'{input}' is not an ISO 4217 currency code")))
     }
 
+    /// Every currency known, with its minor-unit exponent.
+    pub fn all() -> &'static [(&'static str, u8)] {
+        CURRENCIES
+    }
+
     pub fn code(&self) -> &str {
         std::str::from_utf8(&self.code).unwrap_or("XXX")
     }

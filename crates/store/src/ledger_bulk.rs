@@ -67,15 +67,18 @@ impl SqlStore {
         after: Option<&ReferralId>,
         limit: u32,
     ) -> StoreResult<(Vec<UnaccruedWin>, Option<ReferralId>)> {
-        type Row = (String, String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, bool);
-        on_read!(self, |pool| {
-            // The window of won referrals comes first, by the status index,
-            // so each call costs its window whatever the planner knows.
+        type Row = (String, String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>);
+        // Through the writer: a backfill's look over the whole won history
+        // goes through its bounded page cache, not a reader's memory map.
+        on_write!(self, |pool| {
+            // The status index holds the id, so a referral already accrued
+            // is passed over on the index and the accrual index alone.
             let rows: Vec<Row> = sqlx::query_as(
-                "SELECT r.id, r.partner_id, r.amount_minor, r.amount_currency, r.closed_at, p.commission_plan_id, p.tier,
-                        EXISTS (SELECT 1 FROM commissions c WHERE c.workspace_id = r.workspace_id AND c.referral_id = r.id AND c.kind = 'accrual')
-                 FROM (SELECT workspace_id, id, partner_id, amount_minor, amount_currency, closed_at FROM referrals
-                       WHERE workspace_id = $1 AND status = 'won' AND id > $2 ORDER BY id LIMIT $3) r
+                "SELECT r.id, r.partner_id, r.amount_minor, r.amount_currency, r.closed_at, p.commission_plan_id, p.tier
+                 FROM (SELECT workspace_id, id, partner_id, amount_minor, amount_currency, closed_at FROM referrals r0
+                       WHERE workspace_id = $1 AND status = 'won' AND id > $2
+                         AND NOT EXISTS (SELECT 1 FROM commissions c WHERE c.workspace_id = r0.workspace_id AND c.referral_id = r0.id AND c.kind = 'accrual')
+                       ORDER BY id LIMIT $3) r
                  JOIN partners p ON p.id = r.partner_id ORDER BY r.id",
             )
             .bind(ws.as_str())
@@ -86,8 +89,8 @@ impl SqlStore {
             .map_err(map)?;
             let last = rows.last().map(|r| ReferralId::from_string(r.0.clone()));
             let mut out = Vec::with_capacity(rows.len());
-            for (id, partner, minor, currency, closed_at, plan, tier, accrued) in rows {
-                let (Some(minor), Some(currency), Some(closed_at), false) = (minor, currency, closed_at, accrued) else { continue };
+            for (id, partner, minor, currency, closed_at, plan, tier) in rows {
+                let (Some(minor), Some(currency), Some(closed_at)) = (minor, currency, closed_at) else { continue };
                 let currency = Currency::parse("currency", &currency).map_err(|e| StoreError::Other(e.to_string().into()))?;
                 out.push(UnaccruedWin {
                     referral_id: ReferralId::from_string(id),

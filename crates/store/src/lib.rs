@@ -31,6 +31,7 @@ mod import;
 mod inbound;
 mod ledger;
 mod ledger_bulk;
+mod ledger_linear;
 mod metrics;
 mod notification_settings;
 mod onboarding;
@@ -177,7 +178,10 @@ impl SqlStore {
                             // Checkpoint every 64 MiB of WAL instead of 4 MiB: a
                             // page rewritten many times between checkpoints
                             // (a hot index page) is copied to the file once.
-                            .pragma("wal_autocheckpoint", "16384"),
+                            .pragma("wal_autocheckpoint", "16384")
+                            // `PRAGMA optimize` after a bulk write samples at most
+                            // this many rows per index: milliseconds, not a scan.
+                            .pragma("analysis_limit", "1000"),
                     )
                     .await
                     .map_err(errors::map)?;

@@ -19,7 +19,7 @@ use crate::errors::map;
 use crate::ledger::entry_insert;
 use crate::records::insert_audit;
 use crate::time::{from_text, opt_from_text, to_text};
-use crate::{SqlStore, on_read, on_write};
+use crate::{Db, SqlStore, on_read, on_write};
 
 const ITEM_CHUNK: usize = 1000;
 
@@ -58,6 +58,40 @@ impl PayoutRow {
 }
 
 const PAYOUT_COLS: &str = "id, currency, status, total_minor, commission_count, created_at, created_by, paid_at, reference, updated_at";
+
+/// A batch's two passes over the open commissions: the balances per
+/// partner, then taking the commissions of the partners paid.
+struct BatchSql {
+    group: &'static str,
+    take: &'static str,
+}
+
+/// A batch reads most open commissions: on SQLite a scan in table order
+/// (`NOT INDEXED`) touches each page once, where a walk of the due or the
+/// partner index visits the rows — and dirties their pages — in random
+/// order (a 1,000,000-commission batch: 13.6 s that way). The balances
+/// are summed first and their partners' payout methods looked up after.
+const SQLITE_BATCH: BatchSql = BatchSql {
+    group: "SELECT g.partner_id, g.total, d.method FROM
+              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM commissions NOT INDEXED
+               WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
+               GROUP BY partner_id) g
+            LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
+    take: "UPDATE commissions NOT INDEXED SET payout_id = $1, updated_at = $2
+           WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
+           AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
+};
+
+const POSTGRES_BATCH: BatchSql = BatchSql {
+    group: "SELECT g.partner_id, g.total, d.method FROM
+              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM commissions
+               WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
+               GROUP BY partner_id) g
+            LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
+    take: "UPDATE commissions SET payout_id = $1, updated_at = $2
+           WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
+           AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
+};
 
 impl SqlStore {
     pub(crate) async fn put_payout_details_(&self, ws: &WorkspaceId, d: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()> {
@@ -174,20 +208,14 @@ impl SqlStore {
         let minimum = if new.minimum.currency() == new.currency { new.minimum.minor().max(1) } else { 1 };
         let at = to_text(new.at);
         let id = new.id.as_str();
+        let sql = match self.db {
+            Db::Sqlite { .. } => &SQLITE_BATCH,
+            Db::Postgres(_) => &POSTGRES_BATCH,
+        };
         let created = on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            let groups: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT c.partner_id, CAST(SUM(c.amount_minor) AS BIGINT), d.method FROM commissions c
-                 LEFT JOIN payout_details d ON d.workspace_id = c.workspace_id AND d.partner_id = c.partner_id
-                 WHERE c.workspace_id = $1 AND c.currency = $2 AND c.status = 'pending' AND c.available_at <= $3 AND c.payout_id IS NULL
-                 GROUP BY c.partner_id, d.method ORDER BY c.partner_id",
-            )
-            .bind(ws.as_str())
-            .bind(currency)
-            .bind(&at)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map)?;
+            let groups: Vec<(String, i64, Option<String>)> =
+                sqlx::query_as(sql.group).bind(ws.as_str()).bind(currency).bind(&at).fetch_all(&mut *tx).await.map_err(map)?;
             let mut skipped = Vec::new();
             let mut chosen: Vec<(String, String)> = Vec::new();
             for (partner, sum, method) in groups {
@@ -229,18 +257,7 @@ impl SqlStore {
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
             }
-            sqlx::query(
-                "UPDATE commissions SET payout_id = $1, updated_at = $2
-                 WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
-                 AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
-            )
-            .bind(id)
-            .bind(&at)
-            .bind(ws.as_str())
-            .bind(currency)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
+            sqlx::query(sql.take).bind(id).bind(&at).bind(ws.as_str()).bind(currency).execute(&mut *tx).await.map_err(map)?;
             // The items are what the batch really took.
             sqlx::query(
                 "UPDATE payout_items SET
