@@ -92,20 +92,7 @@ async fn a_backfill_books_what_the_domain_computes(engine: Engine) {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let indexes = || async {
-        if engine != Engine::Sqlite {
-            return Vec::new();
-        }
-        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-        let rows: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commissions' ORDER BY name")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        pool.close().await;
-        rows
-    };
-    let before = indexes().await;
+    let before = sqlite_indexes(&app, engine).await;
     let store = app.store.as_ref();
     let ws = store.workspace_by_slug("default").await.unwrap().id;
     // Stored times keep microseconds.
@@ -117,7 +104,7 @@ async fn a_backfill_books_what_the_domain_computes(engine: Engine) {
     assert_eq!(again.accrued, 0, "every win accrues exactly once");
     // The first set outnumbered the table, so SQLite rebuilt its indexes:
     // exactly as the schema defines them.
-    assert_eq!(indexes().await, before);
+    assert_eq!(sqlite_indexes(&app, engine).await, before);
 
     let commissions =
         store.list_commissions(&ws, &CommissionFilter::default(), now, &Page { limit: 1000, after: None }).await.unwrap().items;
@@ -172,6 +159,89 @@ async fn a_backfill_books_what_the_domain_computes(engine: Engine) {
         assert_eq!(sets, want);
     }
     app.cleanup().await;
+}
+
+/// 6,000 won referrals of 30 partners backfilled and paid in one batch: on
+/// SQLite the set and the batch each outnumber what the indexes held, so
+/// both build them again — the schema ends as it began and the batch holds
+/// every commission once.
+async fn a_large_backfill_and_batch_keep_the_schema(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    plan(&app, json!({"name": "Ten", "kind": "percent", "rate": "0.1", "hold_days": 30, "default": true})).await;
+    let mut csv = String::from(
+        "partner_contact_email,company_name,company_domain,contact_name,contact_email,created_at,status,stage,amount,currency,closed_at\n",
+    );
+    let mut expected = 0;
+    for p in 0..30 {
+        let partner = app.create_partner(&app.admin, &format!("Bulk Partner {p}"), &format!("p{p}@bulk{p}.example")).await;
+        let r = app.request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/partners/{}/payout-details", partner["id"].as_str().unwrap()),
+            Some(&app.admin),
+        );
+        assert_eq!(r.json(&json!({"method": "credit"})).send().await.unwrap().status(), 200);
+    }
+    for n in 0..6_000 {
+        let minor = 10_000 + n * 7;
+        expected +=
+            Money::from_minor(minor, Currency::USD).minor() / 10 + i64::from(minor % 10 > 5 || (minor % 10 == 5 && (minor / 10) % 2 == 1));
+        let amount = Money::from_minor(minor, Currency::USD).amount_string();
+        csv.push_str(&format!(
+            "p{p}@bulk{p}.example,Bulk {n},bulk{n}.example,B,b@bulk{n}.example,2025-01-01,won,closed_won,{amount},USD,2025-06-01\n",
+            p = n % 30
+        ));
+    }
+    let before = sqlite_indexes(&app, engine).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bulk.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partnerloop"))
+        .env("PARTNERLOOP_DATABASE_URL", &app.database_url)
+        .env("PARTNERLOOP_LOG", "warn")
+        .args(["import", "referrals", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = app.store.as_ref();
+    let ws = store.workspace_by_slug("default").await.unwrap().id;
+    let ctx = Ctx::system(ws.clone(), "bulk test", Timestamp::now());
+    assert_eq!(partnerloop_app::commissions::accrue_missing(store, &ctx).await.unwrap().accrued, 6_000);
+    let created = partnerloop_app::payouts::create(store, &ctx, Currency::USD).await.unwrap();
+    let payout = created.payout.expect("a batch");
+    assert_eq!((payout.commission_count, payout.items.len(), payout.total.minor()), (6_000, 30, expected));
+    let ids = partnerloop_app::payouts::commission_ids(store, &ctx, &payout.id).await.unwrap();
+    let all: HashSet<String> = ids.iter().flat_map(|(_, c)| c.iter().map(|c| c.to_string())).collect();
+    assert_eq!((ids.len(), all.len()), (30, 6_000), "each commission once, grouped per partner");
+    assert_eq!(sqlite_indexes(&app, engine).await, before, "the indexes are the schema's again");
+    let again = partnerloop_app::payouts::create(store, &ctx, Currency::USD).await.unwrap();
+    assert!(again.payout.is_none(), "nothing is left to batch");
+    app.cleanup().await;
+}
+
+async fn sqlite_indexes(app: &TestApp, engine: Engine) -> Vec<(String, Option<String>)> {
+    if engine != Engine::Sqlite {
+        return Vec::new();
+    }
+    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let rows = sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commissions' ORDER BY name")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backfill_and_batch_keep_the_schema_sqlite() {
+    a_large_backfill_and_batch_keep_the_schema(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backfill_and_batch_keep_the_schema_postgres() {
+    if !common::postgres_available("a_large_backfill_and_batch_keep_the_schema") {
+        return;
+    }
+    a_large_backfill_and_batch_keep_the_schema(Engine::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

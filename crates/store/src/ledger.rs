@@ -172,6 +172,44 @@ macro_rules! lock_release_mark {
 }
 pub(crate) use lock_release_mark;
 
+/// SQLite, inside the transaction `$tx`: drops the non-unique indexes of
+/// `$table` whose names match the `LIKE` pattern `$names` and returns their
+/// definitions, to be run again (`restore_indexes!`) after a write of more
+/// rows than the indexes hold — building an index by sorting costs a
+/// fraction of that many random inserts. Readers keep the committed schema
+/// meanwhile; the definitions are the schema's own.
+macro_rules! set_aside_indexes {
+    ($tx:expr, $table:expr, $names:expr) => {{
+        let found: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND name LIKE $2 AND sql IS NOT NULL
+             AND sql NOT LIKE 'CREATE UNIQUE%' ORDER BY name",
+        )
+        .bind($table)
+        .bind($names)
+        .fetch_all(&mut *$tx)
+        .await
+        .map_err(map)?;
+        for (name, _) in &found {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))))
+                .execute(&mut *$tx)
+                .await
+                .map_err(map)?;
+        }
+        found.into_iter().map(|(_, sql)| sql).collect::<Vec<String>>()
+    }};
+}
+pub(crate) use set_aside_indexes;
+
+/// Builds again, inside `$tx`, the indexes `set_aside_indexes!` dropped.
+macro_rules! restore_indexes {
+    ($tx:expr, $definitions:expr) => {{
+        for definition in $definitions {
+            sqlx::query(sqlx::AssertSqlSafe(definition.as_str())).execute(&mut *$tx).await.map_err(map)?;
+        }
+    }};
+}
+pub(crate) use restore_indexes;
+
 /// Applies ledger writes inside the transaction `$tx`, entries at `$at` by `$actor`.
 /// A booked commission is its own accrual record (`booked_by`,
 /// `booked_reason`); one already due by the release mark is announced

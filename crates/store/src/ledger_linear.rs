@@ -21,7 +21,7 @@ use partnerloop_domain::commission::LinearRate;
 use partnerloop_domain::ids::WorkspaceId;
 
 use crate::errors::map;
-use crate::ledger::{ReleasedGroup, lock_release_mark};
+use crate::ledger::{ReleasedGroup, lock_release_mark, restore_indexes, set_aside_indexes};
 use crate::records::insert_audits;
 use crate::time::to_text;
 use crate::{Db, SqlStore, on_write};
@@ -221,11 +221,8 @@ impl SqlStore {
                     .bind(set.is_default)
             };
             // A first backfill may write more rows than the table holds:
-            // its non-unique indexes are then dropped and built again from
-            // their own definitions after the insert, in this transaction
-            // (readers keep the committed schema meanwhile). Building one
-            // by sorting costs a fraction of a million random inserts.
-            let mut rebuild: Vec<(String, String)> = Vec::new();
+            // its non-unique indexes are then built again after the insert.
+            let mut rebuild: Vec<String> = Vec::new();
             if sqlite {
                 let (existing, won): (i64, i64) = sqlx::query_as(
                     "SELECT (SELECT COUNT(*) FROM commissions), (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
@@ -235,20 +232,7 @@ impl SqlStore {
                 .await
                 .map_err(map)?;
                 if won > 2 * existing {
-                    rebuild = sqlx::query_as(
-                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'commissions' AND sql IS NOT NULL
-                         AND sql NOT LIKE 'CREATE UNIQUE%' ORDER BY name",
-                    )
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map)?;
-                }
-                for (name, _) in &rebuild {
-                    // The names and definitions are the schema's own.
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map)?;
+                    rebuild = set_aside_indexes!(tx, "commissions", "%");
                 }
             }
             let booked = match &set.linear.rate {
@@ -290,9 +274,7 @@ impl SqlStore {
                     .map_err(map)?,
             }
             .rows_affected();
-            for (_, definition) in &rebuild {
-                sqlx::query(sqlx::AssertSqlSafe(definition.as_str())).execute(&mut *tx).await.map_err(map)?;
-            }
+            restore_indexes!(tx, &rebuild);
             if booked == 0 {
                 tx.rollback().await.map_err(map)?;
                 return Ok(0);

@@ -16,7 +16,7 @@ use partnerloop_domain::ids::{PartnerId, WorkspaceId};
 use partnerloop_domain::{Currency, Money};
 
 use crate::errors::map;
-use crate::ledger::entry_insert;
+use crate::ledger::{entry_insert, restore_indexes, set_aside_indexes};
 use crate::records::insert_audit;
 use crate::time::{from_text, opt_from_text, to_text};
 use crate::{Db, SqlStore, on_read, on_write};
@@ -72,8 +72,8 @@ struct BatchSql {
 /// order (a 1,000,000-commission batch: 13.6 s that way). The balances
 /// are summed first and their partners' payout methods looked up after.
 const SQLITE_BATCH: BatchSql = BatchSql {
-    group: "SELECT g.partner_id, g.total, d.method FROM
-              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM commissions NOT INDEXED
+    group: "SELECT g.partner_id, g.total, g.n, d.method FROM
+              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS n FROM commissions NOT INDEXED
                WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
                GROUP BY partner_id) g
             LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
@@ -82,9 +82,12 @@ const SQLITE_BATCH: BatchSql = BatchSql {
            AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
 };
 
+/// Batches smaller than this keep the payout index as it is.
+const REBUILD_FROM: i64 = 5_000;
+
 const POSTGRES_BATCH: BatchSql = BatchSql {
-    group: "SELECT g.partner_id, g.total, d.method FROM
-              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total FROM commissions
+    group: "SELECT g.partner_id, g.total, g.n, d.method FROM
+              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS n FROM commissions
                WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
                GROUP BY partner_id) g
             LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
@@ -212,13 +215,15 @@ impl SqlStore {
             Db::Sqlite { .. } => &SQLITE_BATCH,
             Db::Postgres(_) => &POSTGRES_BATCH,
         };
+        let sqlite = matches!(self.db, Db::Sqlite { .. });
         let created = on_write!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map)?;
-            let groups: Vec<(String, i64, Option<String>)> =
+            let groups: Vec<(String, i64, i64, Option<String>)> =
                 sqlx::query_as(sql.group).bind(ws.as_str()).bind(currency).bind(&at).fetch_all(&mut *tx).await.map_err(map)?;
             let mut skipped = Vec::new();
             let mut chosen: Vec<(String, String)> = Vec::new();
-            for (partner, sum, method) in groups {
+            let mut taking = 0;
+            for (partner, sum, count, method) in groups {
                 let balance = Money::from_minor(sum, new.currency);
                 // A partner without payout details is paid all the same: its
                 // line shows in the CSV report until it gives them.
@@ -226,6 +231,7 @@ impl SqlStore {
                     _ if sum <= 0 => Some("the balance is not positive: a clawback is outstanding".to_owned()),
                     _ if sum < minimum => Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency))),
                     m => {
+                        taking += count;
                         chosen.push((partner.clone(), m.unwrap_or_else(|| "none".to_owned())));
                         None
                     }
@@ -257,7 +263,20 @@ impl SqlStore {
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
             }
+            // A batch taking more commissions than all earlier batches hold
+            // builds the payout index again after stamping them (SQLite).
+            let mut rebuild = Vec::new();
+            if sqlite && taking >= REBUILD_FROM {
+                let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM commissions WHERE payout_id IS NOT NULL")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map)?;
+                if taking > 2 * held {
+                    rebuild = set_aside_indexes!(tx, "commissions", "commissions_payout_idx");
+                }
+            }
             sqlx::query(sql.take).bind(id).bind(&at).bind(ws.as_str()).bind(currency).execute(&mut *tx).await.map_err(map)?;
+            restore_indexes!(tx, &rebuild);
             // The items are what the batch really took.
             sqlx::query(
                 "UPDATE payout_items SET
