@@ -248,15 +248,8 @@ async fn accrue_linear(store: &dyn Store, ctx: &Ctx) -> Result<u64, AppError> {
                 currencies: partnerloop_domain::Currency::all().to_vec(),
                 reason: "won referral accrued by backfill".into(),
             };
-            let audit = AuditEntry {
-                at: ctx.now,
-                actor: ctx.actor.audit_name(),
-                action: "commissions.backfilled".into(),
-                entity: "workspace".into(),
-                entity_id: ctx.workspace_id.to_string(),
-                before: None,
-                after: Some(json!({"plan": plan.id.as_str()})),
-            };
+            let audit =
+                AuditEntry::of(ctx, "commissions.backfilled", "workspace", ctx.workspace_id.as_str(), json!({"plan": plan.id.as_str()}));
             accrued += store.book_linear_commissions(&ctx.workspace_id, &set, &audit).await?;
         }
         match plans.next_after {
@@ -321,15 +314,13 @@ pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, Ap
         if booked.is_empty() {
             continue;
         }
-        let audit = AuditEntry {
-            at: ctx.now,
-            actor: ctx.actor.audit_name(),
-            action: "commissions.backfilled".into(),
-            entity: "workspace".into(),
-            entity_id: ctx.workspace_id.to_string(),
-            before: None,
-            after: Some(json!({"accrued": booked.len(), "through_referral": after.as_ref().map(|a| a.as_str())})),
-        };
+        let audit = AuditEntry::of(
+            ctx,
+            "commissions.backfilled",
+            "workspace",
+            ctx.workspace_id.as_str(),
+            json!({"accrued": booked.len(), "through_referral": after.as_ref().map(|a| a.as_str())}),
+        );
         store.book_commissions(&ctx.workspace_id, &booked, "won referral accrued by backfill", &audit).await?;
         report.accrued += booked.len() as u64;
     }

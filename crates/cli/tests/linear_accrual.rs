@@ -9,6 +9,8 @@
 
 mod common;
 
+on_both_engines!(a_backfill_books_what_the_domain_computes, a_large_backfill_and_batch_keep_the_schema);
+
 use std::collections::{HashMap, HashSet};
 
 use common::{Engine, TestApp, body};
@@ -229,30 +231,4 @@ async fn sqlite_indexes(app: &TestApp, engine: Engine) -> Vec<(String, Option<St
         .unwrap();
     pool.close().await;
     rows
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_backfill_and_batch_keep_the_schema_sqlite() {
-    a_large_backfill_and_batch_keep_the_schema(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_backfill_and_batch_keep_the_schema_postgres() {
-    if !common::postgres_available("a_large_backfill_and_batch_keep_the_schema") {
-        return;
-    }
-    a_large_backfill_and_batch_keep_the_schema(Engine::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backfill_books_what_the_domain_computes_sqlite() {
-    a_backfill_books_what_the_domain_computes(Engine::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backfill_books_what_the_domain_computes_postgres() {
-    if !common::postgres_available("a_backfill_books_what_the_domain_computes") {
-        return;
-    }
-    a_backfill_books_what_the_domain_computes(Engine::Postgres).await;
 }

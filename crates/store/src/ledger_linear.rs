@@ -10,9 +10,11 @@
 //! unlisted currency, a close time not in the stored fixed-width form) are
 //! left for the general path. The set is one transaction: its commissions,
 //! the announcement of those already past the release mark, the audit row.
-//! Referrals are read in table order and their partner looked up
-//! (`CROSS JOIN` fixes that order), so the commissions are written in id
-//! order and the indexes grow at their ends where they can.
+//! Referrals are read in table order and each one's partner looked up by
+//! its key (a subquery, not a join: a planner misjudging the filters' joint
+//! selectivity cannot turn it into a million scans of `partners`), so the
+//! commissions are written in id order and the indexes grow at their ends
+//! where they can.
 
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::LinearAccrual;
@@ -66,9 +68,10 @@ macro_rules! wins {
             ") THEN 3 ELSE 2 END AS e, ",
             $due,
             " || substr(r.closed_at, 20) AS available_at
-             FROM referrals r CROSS JOIN partners p
-             WHERE p.id = r.partner_id AND r.workspace_id = $5 AND r.status = 'won'
-               AND (p.commission_plan_id = $6 OR ($7 AND p.commission_plan_id IS NULL))
+             FROM referrals r
+             WHERE r.workspace_id = $5 AND r.status = 'won'
+               AND (SELECT CASE WHEN p.commission_plan_id = $6 OR ($7 AND p.commission_plan_id IS NULL) THEN 1 ELSE 0 END
+                    FROM partners p WHERE p.id = r.partner_id) = 1
                AND r.amount_minor BETWEEN 0 AND $8
                AND (r.amount_currency IN (",
             $two,

@@ -66,35 +66,39 @@ struct BatchSql {
     take: &'static str,
 }
 
+/// The batch's statements over `$commissions` (the table, with any hint).
+macro_rules! batch_sql {
+    ($commissions:literal) => {
+        BatchSql {
+            group: concat!(
+                "SELECT g.partner_id, g.total, g.n, d.method FROM
+                   (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS n FROM ",
+                $commissions,
+                " WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
+                    GROUP BY partner_id) g
+                 LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id"
+            ),
+            take: concat!(
+                "UPDATE ",
+                $commissions,
+                " SET payout_id = $1, updated_at = $2
+                 WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
+                 AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)"
+            ),
+        }
+    };
+}
+
 /// A batch reads most open commissions: on SQLite a scan in table order
 /// (`NOT INDEXED`) touches each page once, where a walk of the due or the
 /// partner index visits the rows — and dirties their pages — in random
 /// order (a 1,000,000-commission batch: 13.6 s that way). The balances
 /// are summed first and their partners' payout methods looked up after.
-const SQLITE_BATCH: BatchSql = BatchSql {
-    group: "SELECT g.partner_id, g.total, g.n, d.method FROM
-              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS n FROM commissions NOT INDEXED
-               WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
-               GROUP BY partner_id) g
-            LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
-    take: "UPDATE commissions NOT INDEXED SET payout_id = $1, updated_at = $2
-           WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
-           AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
-};
+const SQLITE_BATCH: BatchSql = batch_sql!("commissions NOT INDEXED");
+const POSTGRES_BATCH: BatchSql = batch_sql!("commissions");
 
 /// Batches smaller than this keep the payout index as it is.
 const REBUILD_FROM: i64 = 5_000;
-
-const POSTGRES_BATCH: BatchSql = BatchSql {
-    group: "SELECT g.partner_id, g.total, g.n, d.method FROM
-              (SELECT partner_id, CAST(SUM(amount_minor) AS BIGINT) AS total, COUNT(*) AS n FROM commissions
-               WHERE workspace_id = $1 AND currency = $2 AND status = 'pending' AND available_at <= $3 AND payout_id IS NULL
-               GROUP BY partner_id) g
-            LEFT JOIN payout_details d ON d.workspace_id = $1 AND d.partner_id = g.partner_id ORDER BY g.partner_id",
-    take: "UPDATE commissions SET payout_id = $1, updated_at = $2
-           WHERE workspace_id = $3 AND currency = $4 AND status = 'pending' AND available_at <= $2 AND payout_id IS NULL
-           AND partner_id IN (SELECT partner_id FROM payout_items WHERE payout_id = $1)",
-};
 
 impl SqlStore {
     pub(crate) async fn put_payout_details_(&self, ws: &WorkspaceId, d: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()> {
