@@ -153,7 +153,8 @@ impl SqlStore {
             let audit: &AuditEntry = &batch.audit;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)
-        })
+        })?;
+        self.refresh_statistics().await
     }
 
     pub(crate) async fn account_domains_(&self, ws: &WorkspaceId) -> StoreResult<std::collections::HashSet<String>> {

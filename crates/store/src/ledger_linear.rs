@@ -303,13 +303,8 @@ impl SqlStore {
             tx.commit().await.map_err(map)?;
             Ok::<_, StoreError>(booked)
         })?;
-        if let Db::Sqlite { write, .. } = &self.db {
-            // A set can grow the table many times over: the planner's
-            // statistics follow (cheap when nothing changed much; bounded
-            // by the writer's `analysis_limit`). PostgreSQL estimates from
-            // the table's size as it plans.
-            sqlx::query("PRAGMA optimize").execute(write).await.map_err(map)?;
-        }
+        // A set can grow the table many times over.
+        self.refresh_statistics().await?;
         Ok(booked)
     }
 }

@@ -246,6 +246,19 @@ impl SqlStore {
         self.registration_batches.read()
     }
 
+    /// After a bulk write (an import, a backfill set): on SQLite the
+    /// planner's statistics follow the tables' new sizes (`PRAGMA
+    /// optimize`: cheap when nothing changed much, bounded by the writer's
+    /// `analysis_limit`) — stale ones once made a payout batch walk an
+    /// index in random order. PostgreSQL's autovacuum analyzes by itself
+    /// and its planner reads a table's size as it plans.
+    pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite { write, .. } = &self.db {
+            sqlx::query("PRAGMA optimize").execute(write).await.map_err(errors::map)?;
+        }
+        Ok(())
+    }
+
     /// Closes every connection (graceful shutdown).
     pub async fn close(&self) {
         match &self.db {
