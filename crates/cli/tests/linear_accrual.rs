@@ -83,16 +83,7 @@ async fn a_backfill_books_what_the_domain_computes(engine: Engine) {
         emails[0]
     ));
     n += 1;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("won.csv");
-    std::fs::write(&file, csv).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partnerloop"))
-        .env("PARTNERLOOP_DATABASE_URL", &app.database_url)
-        .env("PARTNERLOOP_LOG", "warn")
-        .args(["import", "referrals", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    import_referrals(&app, &csv);
 
     let before = sqlite_indexes(&app, engine).await;
     let store = app.store.as_ref();
@@ -194,16 +185,7 @@ async fn a_large_backfill_and_batch_keep_the_schema(engine: Engine) {
         ));
     }
     let before = sqlite_indexes(&app, engine).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bulk.csv");
-    std::fs::write(&file, csv).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partnerloop"))
-        .env("PARTNERLOOP_DATABASE_URL", &app.database_url)
-        .env("PARTNERLOOP_LOG", "warn")
-        .args(["import", "referrals", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    import_referrals(&app, &csv);
     let store = app.store.as_ref();
     let ws = store.workspace_by_slug("default").await.unwrap().id;
     let ctx = Ctx::system(ws.clone(), "bulk test", Timestamp::now());
@@ -218,6 +200,20 @@ async fn a_large_backfill_and_batch_keep_the_schema(engine: Engine) {
     let again = partnerloop_app::payouts::create(store, &ctx, Currency::USD).await.unwrap();
     assert!(again.payout.is_none(), "nothing is left to batch");
     app.cleanup().await;
+}
+
+/// `partnerloop import referrals` of `csv`, as an operator runs it.
+fn import_referrals(app: &TestApp, csv: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("won.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partnerloop"))
+        .env("PARTNERLOOP_DATABASE_URL", &app.database_url)
+        .env("PARTNERLOOP_LOG", "warn")
+        .args(["import", "referrals", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 async fn sqlite_indexes(app: &TestApp, engine: Engine) -> Vec<(String, Option<String>)> {
