@@ -12,7 +12,7 @@
 use partnerloop_app::error::StoreError;
 use partnerloop_app::matching::referral_key;
 use partnerloop_app::referrals::{audit_view, claim_keys, decision_summary};
-use partnerloop_app::store::{AuditEntry, NewRegistration, StoreResult, TimelineEvent};
+use partnerloop_app::store::{NewRegistration, StoreResult, TimelineEvent};
 use partnerloop_domain::ids::WorkspaceId;
 use partnerloop_domain::referral::{Outcome, Referral, ReferralStatus};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::Db;
 use crate::errors::map;
 use crate::records::insert_audit;
 use crate::referral_rows::reasons_to_json;
-use crate::referral_rows::{claim_holders, claim_to_conflict};
+use crate::referral_rows::{claim_holders, lose_claim};
 use crate::referral_writes::{insert_claims, insert_deal, insert_events, is_claim_conflict, log_name, write_referral};
 use crate::time::{opt_to_text, to_text};
 use partnerloop_domain::deal::Deal;
@@ -129,13 +129,7 @@ macro_rules! register_one {
                             job.commit().await.map_err(map)?;
                             return Ok(JobOutcome::Existing(winner.referral_id.clone()));
                         }
-                        let (outcome, reasons) = redecide(&claim_to_conflict(winner));
-                        referral.status = outcome.status();
-                        referral.decision.outcome = outcome;
-                        referral.decision.reasons = reasons;
-                        referral.protection = None;
-                        referral.stage = None;
-                        referral.deal_id = None;
+                        lose_claim(&mut referral, winner, &redecide);
                         deal = None;
                         audit.after = Some(audit_view(&referral));
                         write_referral!(insert, job, ws, &referral);

@@ -15,7 +15,7 @@ use partnerloop_domain::referral::Referral;
 
 use crate::errors::map;
 use crate::records::{insert_audit, insert_partner_rows};
-use crate::referral_rows::reasons_to_json;
+use crate::referral_rows::push_referral_row;
 use crate::referral_writes::{insert_claims, insert_deal, log_name};
 use crate::time::{opt_to_text, to_text};
 use crate::{SqlStore, on_read, on_write};
@@ -83,34 +83,7 @@ impl SqlStore {
                 let mut q =
                     sqlx::QueryBuilder::new(concat!("INSERT INTO referrals (workspace_id, ", crate::referral_rows::referral_cols!(), ") "));
                 q.push_values(chunk, |mut b, r| {
-                    let r = &r.referral;
-                    b.push_bind(ws.as_str())
-                        .push_bind(r.id.as_str())
-                        .push_bind(r.partner_id.as_str())
-                        .push_bind(r.status.as_str())
-                        .push_bind(r.channel.as_str())
-                        .push_bind(r.company_name.as_str())
-                        .push_bind(r.company_domain.as_str())
-                        .push_bind(r.contact_name.as_str())
-                        .push_bind(r.contact_email.as_str())
-                        .push_bind(r.contact_title.as_deref())
-                        .push_bind(r.context.as_deref())
-                        .push_bind(r.estimated_value.map(|m| m.minor()))
-                        .push_bind(r.estimated_value.map(|m| m.currency().code().to_owned()))
-                        .push_bind(r.decision.outcome.as_str())
-                        .push_bind(reasons_to_json(&r.decision.reasons))
-                        .push_bind(to_text(r.decision.decided_at))
-                        .push_bind(r.decision.decided_by.as_str())
-                        .push_bind(opt_to_text(r.protection.map(|p| p.starts_at)))
-                        .push_bind(opt_to_text(r.protection.map(|p| p.expires_at)))
-                        .push_bind(r.stage.map(|s| s.as_str()))
-                        .push_bind(r.deal_id.as_ref().map(|d| d.as_str()))
-                        .push_bind(r.amount.map(|m| m.minor()))
-                        .push_bind(r.amount.map(|m| m.currency().code().to_owned()))
-                        .push_bind(opt_to_text(r.closed_at))
-                        .push_bind(r.dispute.map(|d| d.as_str()))
-                        .push_bind(to_text(r.created_at))
-                        .push_bind(to_text(r.updated_at));
+                    push_referral_row!(b, ws.as_str(), &r.referral);
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
                 let events: Vec<(&Referral, usize, &TimelineEvent)> =

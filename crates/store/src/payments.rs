@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use partnerloop_app::error::StoreError;
 use partnerloop_app::ledger::{LedgerWrite, NewPayment, Payment};
-use partnerloop_app::store::{AuditEntry, StoreResult, TimelineEvent};
+use partnerloop_app::store::{StoreResult, TimelineEvent};
 use partnerloop_domain::commission::PaymentId;
 use partnerloop_domain::ids::{PartnerId, WorkspaceId};
 use partnerloop_domain::referral::ReferralId;

@@ -19,7 +19,7 @@ use crate::{SqlStore, on_read, on_write};
 /// in the same transaction (the transactional outbox's write side).
 macro_rules! insert_audit {
     ($tx:expr, $ws:expr, $a:expr) => {{
-        let a: &AuditEntry = $a;
+        let a: &partnerloop_app::store::AuditEntry = $a;
         let audit_id = partnerloop_app::ids::audit_id(a.at).into_string();
         sqlx::query(
             "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state)
@@ -49,6 +49,24 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
+/// Binds one `audit_log` row (id, workspace, then the entry) into a
+/// `push_values` row `$b`.
+macro_rules! push_audit_row {
+    ($b:expr, $id:expr, $ws:expr, $a:expr) => {{
+        let a: &partnerloop_app::store::AuditEntry = $a;
+        $b.push_bind($id)
+            .push_bind($ws)
+            .push_bind($crate::time::to_text(a.at))
+            .push_bind(a.actor.as_str())
+            .push_bind(a.action.as_str())
+            .push_bind(a.entity.as_str())
+            .push_bind(a.entity_id.as_str())
+            .push_bind(a.before.as_ref().map(|v| v.to_string()))
+            .push_bind(a.after.as_ref().map(|v| v.to_string()));
+    }};
+}
+pub(crate) use push_audit_row;
+
 /// Inserts many audit rows (and their pending events) with multi-row
 /// statements inside the transaction `$tx`: 9 columns × 500 rows per statement.
 macro_rules! insert_audits {
@@ -59,17 +77,7 @@ macro_rules! insert_audits {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state) ",
             );
-            q.push_values(chunk, |mut b, (id, a)| {
-                b.push_bind(id.as_str())
-                    .push_bind($ws.as_str())
-                    .push_bind(to_text(a.at))
-                    .push_bind(a.actor.as_str())
-                    .push_bind(a.action.as_str())
-                    .push_bind(a.entity.as_str())
-                    .push_bind(a.entity_id.as_str())
-                    .push_bind(a.before.as_ref().map(|v| v.to_string()))
-                    .push_bind(a.after.as_ref().map(|v| v.to_string()));
-            });
+            q.push_values(chunk, |mut b, (id, a)| $crate::records::push_audit_row!(b, id.as_str(), $ws.as_str(), a));
             q.build().execute(&mut *$tx).await.map_err(map)?;
             let events: Vec<&String> =
                 chunk.iter().filter(|(_, a)| partnerloop_app::notify::is_event(&a.action)).map(|(id, _)| id).collect();

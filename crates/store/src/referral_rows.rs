@@ -25,6 +25,42 @@ macro_rules! referral_cols {
 }
 pub(crate) use referral_cols;
 
+/// Binds one referral row in `referral_cols!()` order after its workspace,
+/// into a `push_values` row `$b` (multi-row inserts on both engines).
+macro_rules! push_referral_row {
+    ($b:expr, $ws:expr, $r:expr) => {{
+        let r: &partnerloop_domain::referral::Referral = $r;
+        $b.push_bind($ws)
+            .push_bind(r.id.as_str())
+            .push_bind(r.partner_id.as_str())
+            .push_bind(r.status.as_str())
+            .push_bind(r.channel.as_str())
+            .push_bind(r.company_name.as_str())
+            .push_bind(r.company_domain.as_str())
+            .push_bind(r.contact_name.as_str())
+            .push_bind(r.contact_email.as_str())
+            .push_bind(r.contact_title.as_deref())
+            .push_bind(r.context.as_deref())
+            .push_bind(r.estimated_value.map(|m| m.minor()))
+            .push_bind(r.estimated_value.map(|m| m.currency().code().to_owned()))
+            .push_bind(r.decision.outcome.as_str())
+            .push_bind($crate::referral_rows::reasons_to_json(&r.decision.reasons))
+            .push_bind($crate::time::to_text(r.decision.decided_at))
+            .push_bind(r.decision.decided_by.as_str())
+            .push_bind($crate::time::opt_to_text(r.protection.map(|p| p.starts_at)))
+            .push_bind($crate::time::opt_to_text(r.protection.map(|p| p.expires_at)))
+            .push_bind(r.stage.map(|s| s.as_str()))
+            .push_bind(r.deal_id.as_ref().map(|d| d.as_str()))
+            .push_bind(r.amount.map(|m| m.minor()))
+            .push_bind(r.amount.map(|m| m.currency().code().to_owned()))
+            .push_bind($crate::time::opt_to_text(r.closed_at))
+            .push_bind(r.dispute.map(|d| d.as_str()))
+            .push_bind($crate::time::to_text(r.created_at))
+            .push_bind($crate::time::to_text(r.updated_at));
+    }};
+}
+pub(crate) use push_referral_row;
+
 use crate::rows::bad;
 
 fn other(e: impl std::fmt::Display) -> StoreError {
@@ -174,6 +210,19 @@ pub(crate) fn claim_to_conflict(c: &ClaimHolder) -> ConflictingRegistration {
         matched_on: if c.match_key.starts_with("email:") { "email" } else { "domain" },
         expires_at: c.expires_at,
     }
+}
+
+/// A registration that lost its account's claim to `winner` (another
+/// partner, first by the claims' unique index): decided again against it,
+/// it holds no protection and opens no deal.
+pub(crate) fn lose_claim(referral: &mut Referral, winner: &ClaimHolder, redecide: &partnerloop_app::store::Redecide) {
+    let (outcome, reasons) = redecide(&claim_to_conflict(winner));
+    referral.status = outcome.status();
+    referral.decision.outcome = outcome;
+    referral.decision.reasons = reasons;
+    referral.protection = None;
+    referral.stage = None;
+    referral.deal_id = None;
 }
 
 /// Who holds a claim.

@@ -32,7 +32,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::errors::map;
 use crate::group_commit::{JobOutcome, RegisterJob};
-use crate::referral_rows::{ClaimHolder, claim_to_conflict};
+use crate::referral_rows::{ClaimHolder, lose_claim};
 use crate::referral_writes::is_claim_conflict;
 use crate::time::{from_text, to_text};
 
@@ -133,14 +133,8 @@ fn resolve(jobs: &[RegisterJob], mut held: HashMap<(String, String), ClaimHolder
             plans.push(Plan::Existing(winner.referral_id));
             continue;
         }
-        let (outcome, reasons) = (reg.redecide)(&claim_to_conflict(&winner));
         let mut referral = r.clone();
-        referral.status = outcome.status();
-        referral.decision.outcome = outcome;
-        referral.decision.reasons = reasons;
-        referral.protection = None;
-        referral.stage = None;
-        referral.deal_id = None;
+        lose_claim(&mut referral, &winner, &reg.redecide);
         let mut audit = reg.audit.clone();
         audit.after = Some(audit_view(&referral));
         plans.push(Plan::Write(Box::new(Write {

@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{MAX_PARAMS, Write};
 use crate::errors::map;
-use crate::referral_rows::reasons_to_json;
+use crate::referral_rows::push_referral_row;
 use crate::time::{opt_to_text, to_text};
 
 /// Inserts `rows` with `head` (`INSERT INTO t (…) `), `cols` values each.
@@ -67,34 +67,7 @@ pub(super) async fn write_all(conn: &mut SqliteConnection, writes: Vec<&Write<'_
         27,
         &writes,
         |mut b, w| {
-            let r = w.referral.as_ref();
-            b.push_bind(w.ws.as_str())
-                .push_bind(r.id.as_str())
-                .push_bind(r.partner_id.as_str())
-                .push_bind(r.status.as_str())
-                .push_bind(r.channel.as_str())
-                .push_bind(r.company_name.as_str())
-                .push_bind(r.company_domain.as_str())
-                .push_bind(r.contact_name.as_str())
-                .push_bind(r.contact_email.as_str())
-                .push_bind(r.contact_title.as_deref())
-                .push_bind(r.context.as_deref())
-                .push_bind(r.estimated_value.map(|m| m.minor()))
-                .push_bind(r.estimated_value.map(|m| m.currency().code().to_owned()))
-                .push_bind(r.decision.outcome.as_str())
-                .push_bind(reasons_to_json(&r.decision.reasons))
-                .push_bind(to_text(r.decision.decided_at))
-                .push_bind(r.decision.decided_by.as_str())
-                .push_bind(opt_to_text(r.protection.map(|p| p.starts_at)))
-                .push_bind(opt_to_text(r.protection.map(|p| p.expires_at)))
-                .push_bind(r.stage.map(|s| s.as_str()))
-                .push_bind(r.deal_id.as_ref().map(|d| d.as_str()))
-                .push_bind(r.amount.map(|m| m.minor()))
-                .push_bind(r.amount.map(|m| m.currency().code().to_owned()))
-                .push_bind(opt_to_text(r.closed_at))
-                .push_bind(r.dispute.map(|d| d.as_str()))
-                .push_bind(to_text(r.created_at))
-                .push_bind(to_text(r.updated_at));
+            push_referral_row!(b, w.ws.as_str(), w.referral.as_ref());
         },
     )
     .await?;
@@ -164,17 +137,7 @@ pub(super) async fn write_all(conn: &mut SqliteConnection, writes: Vec<&Write<'_
         "INSERT INTO audit_log (id, workspace_id, at, actor, action, entity, entity_id, before_state, after_state) ",
         9,
         &audits,
-        |mut b, (id, ws, a)| {
-            b.push_bind(id.as_str())
-                .push_bind(ws.as_str())
-                .push_bind(to_text(a.at))
-                .push_bind(a.actor.as_str())
-                .push_bind(a.action.as_str())
-                .push_bind(a.entity.as_str())
-                .push_bind(a.entity_id.as_str())
-                .push_bind(a.before.as_ref().map(|v| v.to_string()))
-                .push_bind(a.after.as_ref().map(|v| v.to_string()));
-        },
+        |mut b, (id, ws, a)| crate::records::push_audit_row!(b, id.as_str(), ws.as_str(), a),
     )
     .await?;
     let pending: Vec<_> = audits.iter().filter(|(_, _, a)| partnerloop_app::notify::is_event(&a.action)).collect();
