@@ -156,11 +156,13 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
     let backfill = partnerloop_app::commissions::accrue_missing(store.as_ref(), &ctx).await.expect("accrue");
     let accrue_s = t.elapsed().as_secs_f64();
     let accrue_peak = peak_rss_mib();
+    eprintln!("{engine}: accrued {} commissions in {accrue_s:.2} s", backfill.accrued);
     assert_eq!(backfill.accrued as usize, won);
     let t = Instant::now();
     let released = partnerloop_app::commissions::release_due(store.as_ref(), Some(&ws.id), Timestamp::now()).await.expect("release");
     let release_s = t.elapsed().as_secs_f64();
     let release_peak = peak_rss_mib();
+    eprintln!("{engine}: released {released} commissions in {release_s:.2} s");
     assert_eq!(released as usize, won);
     let t = Instant::now();
     let created =
@@ -171,6 +173,22 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
     assert_eq!(payout.items.len(), partners);
     let total_s = start.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
+    // SQLite: the batch's commit left its checkpoint (copying the WAL into
+    // the database file) to a background connection; how long that went on.
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let t = Instant::now();
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(std::time::Duration::from_secs(120));
+        let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        loop {
+            let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn).await.unwrap();
+            if busy == 0 && log == done {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        eprintln!("{engine}: the background checkpoint after the batch took {:.2} s more", t.elapsed().as_secs_f64());
+        sqlx::Connection::close(conn).await.unwrap();
+    }
     let t = Instant::now();
     let file = payouts::export(store.as_ref(), &sealer, &ctx, &payout.id, ExportFormat::Csv).await.expect("export");
     let export_s = t.elapsed().as_secs_f64();

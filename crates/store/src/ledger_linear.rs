@@ -26,12 +26,12 @@ use crate::errors::map;
 use crate::ledger::{ReleasedGroup, lock_release_mark, restore_indexes, set_aside_indexes};
 use crate::records::insert_audits;
 use crate::time::to_text;
-use crate::{Db, SqlStore, on_write};
+use crate::{Db, SqlStore, bulk_writer, on_write};
 
 /// The won referrals of the plan's partners, with the commission id's
 /// counter, the won currency's exponent and the end of the hold. Those
-/// already accrued are skipped by the accrual's unique index (`ON CONFLICT
-/// DO NOTHING`): a first win's accrual exists whenever any accrual of the
+/// already accrued are skipped by the accrual's unique index (see
+/// `skip_accrued!`): a first win's accrual exists whenever any accrual of the
 /// referral does. Not reading `commissions` in the `SELECT` lets SQLite
 /// stream the rows instead of first copying the whole set aside.
 /// Binds: $1 counter, $2 exponent-0 codes, $3 exponent-3 codes, $4 hold
@@ -44,7 +44,8 @@ macro_rules! wins {
             "SELECT value FROM json_each($2)",
             "SELECT value FROM json_each($3)",
             "strftime('%Y-%m-%dT%H:%M:%S', r.closed_at, $4)",
-            "SELECT value FROM json_each($9)"
+            "SELECT value FROM json_each($9)",
+            "INSERT OR IGNORE"
         )
     };
     (postgres) => {
@@ -53,10 +54,11 @@ macro_rules! wins {
             "SELECT jsonb_array_elements_text(CAST($2 AS jsonb))",
             "SELECT jsonb_array_elements_text(CAST($3 AS jsonb))",
             "to_char(CAST(r.closed_at AS timestamptz) AT TIME ZONE 'UTC' + CAST($4 AS interval), 'YYYY-MM-DD\"T\"HH24:MI:SS')",
-            "SELECT jsonb_array_elements_text(CAST($9 AS jsonb))"
+            "SELECT jsonb_array_elements_text(CAST($9 AS jsonb))",
+            "INSERT"
         )
     };
-    ($counter:literal, $zero:literal, $three:literal, $due:literal, $two:literal) => {
+    ($counter:literal, $zero:literal, $three:literal, $due:literal, $two:literal, $insert:literal) => {
         concat!(
             "WITH z AS NOT MATERIALIZED (SELECT ",
             $counter,
@@ -81,9 +83,26 @@ macro_rules! wins {
             $three,
             "))
                AND length(r.closed_at) = 27 AND substr(r.closed_at, 20, 1) = '.' AND substr(r.closed_at, 27, 1) = 'Z')
-           INSERT INTO commissions (workspace_id, id, partner_id, referral_id, plan_id, kind, won_seq, amount_minor, currency, status, rule,
+           ",
+            $insert,
+            " INTO commissions (workspace_id, id, partner_id, referral_id, plan_id, kind, won_seq, amount_minor, currency, status, rule,
              available_at, created_at, updated_at, payout_id, adjusts_id, payment_id, booked_by, booked_reason) "
         )
+    };
+}
+
+/// How a row whose accrual exists is skipped: SQLite's `INSERT OR IGNORE`
+/// (spelled by `wins!`) also skips the accrual unique index's conflicts.
+/// Unlike `ON CONFLICT DO NOTHING` alone it also keeps a `NOT NULL` or
+/// `CHECK` from aborting the statement, so SQLite needs no statement journal
+/// (with foreign keys off as well; see `book_linear_commissions_`): a row the
+/// statement cannot write is left unaccrued, for the general path.
+macro_rules! skip_accrued {
+    (sqlite) => {
+        ""
+    };
+    (postgres) => {
+        " ON CONFLICT DO NOTHING"
     };
 }
 
@@ -170,7 +189,8 @@ macro_rules! percent {
                FROM (SELECT z.*, z.m * $22 / 1000000 + CASE WHEN (z.m * $22 % 1000000) * 2 > 1000000
                            OR ((z.m * $22 % 1000000) * 2 = 1000000 AND (z.m * $22 / 1000000) % 2 = 1) THEN 1 ELSE 0 END AS rated
                  FROM z) y) w
-             WHERE true ON CONFLICT DO NOTHING"
+             WHERE true",
+            skip_accrued!($engine)
         )
     };
 }
@@ -184,7 +204,8 @@ macro_rules! flat {
             "SELECT $5, ",
             commission_id!("z.n"),
             ", z.partner_id, z.id, $6, 'accrual', 1, $11, $12, 'pending', $13, z.available_at, $14, $14, NULL, NULL, '', $15, $16
-             FROM z WHERE true ON CONFLICT DO NOTHING"
+             FROM z WHERE true",
+            skip_accrued!($engine)
         )
     };
 }
@@ -211,7 +232,13 @@ impl SqlStore {
         let (zero, three, two) = (codes(set, 0), codes(set, 3), codes(set, 2));
         let sqlite = matches!(self.db, Db::Sqlite { .. });
         let booked = on_write!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map)?;
+            // Every row references only rows it was read from (the
+            // referral, its partner and workspace) and the plan the caller
+            // loaded: SQLite's per-row foreign-key lookups would find them
+            // all, and that they could abort the statement would make
+            // SQLite journal each page it changes. Off for this set alone.
+            let mut conn = bulk_writer!(pool, sqlite, "PRAGMA foreign_keys = OFF");
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map)?;
             let mark = lock_release_mark!(tx, ws);
             let wins = |sql: &'static str| {
                 sqlx::query(sql)
@@ -303,6 +330,7 @@ impl SqlStore {
             tx.commit().await.map_err(map)?;
             Ok::<_, StoreError>(booked)
         })?;
+        self.checkpoint_in_background();
         // A set can grow the table many times over.
         self.refresh_statistics().await?;
         Ok(booked)

@@ -115,6 +115,8 @@ pub struct SqlStore {
     pub(crate) rules_cache: settings_cache::TtlCache<String, partnerloop_domain::rules::Rules>,
     pub(crate) labels_cache: settings_cache::TtlCache<String, std::collections::BTreeMap<String, String>>,
     pub(crate) workspace_cache: settings_cache::TtlCache<String, partnerloop_app::store::Workspace>,
+    /// SQLite: how to open a connection that checkpoints the WAL.
+    pub(crate) checkpointer: Option<SqliteConnectOptions>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that serves reads.
@@ -138,6 +140,31 @@ macro_rules! on_write {
 }
 pub(crate) use {on_read, on_write};
 
+/// The writer's automatic checkpoint, in WAL pages (64 MiB instead of
+/// SQLite's 4 MiB: a page rewritten many times between checkpoints, a hot
+/// index page, is copied to the file once).
+const WAL_AUTOCHECKPOINT: &str = "16384";
+
+/// A connection of the writer pool `$pool` for one bulk write (a
+/// backfill set, a payout batch). On SQLite (`$sqlite`) its commit leaves
+/// the WAL's checkpoint to [`SqlStore::checkpoint_in_background`] — the
+/// writer does not first copy the whole write into the database file —
+/// the statements `$pragma` set what else the write needs, and the
+/// connection is closed after use, so that its settings never reach the
+/// pool's other users.
+macro_rules! bulk_writer {
+    ($pool:expr, $sqlite:expr $(, $pragma:literal)*) => {{
+        let mut conn = $pool.acquire().await.map_err($crate::errors::map)?;
+        if $sqlite {
+            conn.close_on_drop();
+            sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await.map_err($crate::errors::map)?;
+            $(sqlx::query($pragma).execute(&mut *conn).await.map_err($crate::errors::map)?;)*
+        }
+        conn
+    }};
+}
+pub(crate) use bulk_writer;
+
 /// Whether a URL names a database this store can open, and which engine.
 pub fn engine_of(url: &str) -> Result<&'static str, String> {
     if url.starts_with("sqlite:") {
@@ -153,6 +180,7 @@ impl SqlStore {
     /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
     /// An SQLite file is created when missing.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let mut checkpointer = None;
         let db = match engine_of(url).map_err(|e| StoreError::Other(e.into()))? {
             "sqlite" => {
                 let sync = match options.sqlite_synchronous {
@@ -175,10 +203,7 @@ impl SqlStore {
                     .connect_with(
                         base.clone()
                             .pragma("cache_size", format!("-{}", u64::from(options.sqlite_writer_cache_mib.max(2)) * 1024))
-                            // Checkpoint every 64 MiB of WAL instead of 4 MiB: a
-                            // page rewritten many times between checkpoints
-                            // (a hot index page) is copied to the file once.
-                            .pragma("wal_autocheckpoint", "16384")
+                            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT)
                             // `PRAGMA optimize` after a bulk write samples at most
                             // this many rows per index: milliseconds, not a scan.
                             .pragma("analysis_limit", "1000"),
@@ -187,9 +212,10 @@ impl SqlStore {
                     .map_err(errors::map)?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(options.max_connections.max(1))
-                    .connect_with(base.read_only(true).pragma("cache_size", "-16384").pragma("mmap_size", "268435456"))
+                    .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384").pragma("mmap_size", "268435456"))
                     .await
                     .map_err(errors::map)?;
+                checkpointer = Some(base);
                 Db::Sqlite { read, write }
             }
             _ => {
@@ -212,6 +238,7 @@ impl SqlStore {
             rules_cache: settings_cache::TtlCache::new(),
             labels_cache: settings_cache::TtlCache::new(),
             workspace_cache: settings_cache::TtlCache::new(),
+            checkpointer,
         })
     }
 
@@ -257,6 +284,30 @@ impl SqlStore {
             sqlx::query("PRAGMA optimize").execute(write).await.map_err(errors::map)?;
         }
         Ok(())
+    }
+
+    /// SQLite: copies the WAL's committed pages into the database file on a
+    /// connection of its own, in the background, after a bulk write whose
+    /// commit skipped it ([`bulk_writer!`]). A passive checkpoint: it never
+    /// waits for readers or the writer, which go on meanwhile; what it
+    /// leaves is copied by the next one (the writer's automatic checkpoint
+    /// included). The write was durable in the WAL at its commit.
+    pub(crate) fn checkpoint_in_background(&self) {
+        let Some(options) = self.checkpointer.clone() else { return };
+        tokio::spawn(async move {
+            use sqlx::{ConnectOptions, Connection};
+            let done = match options.connect().await {
+                Ok(mut conn) => {
+                    let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await.map(|_| ());
+                    let _ = conn.close().await;
+                    done
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "background WAL checkpoint failed; the writer's next automatic one will copy the pages");
+            }
+        });
     }
 
     /// Closes every connection (graceful shutdown).
