@@ -187,6 +187,17 @@ async fn run(engine: &str, url: &str, partners: usize, won: usize) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         eprintln!("{engine}: the background checkpoint after the batch took {:.2} s more", t.elapsed().as_secs_f64());
+        if std::env::var("BENCH_DBSTAT").is_ok() {
+            let sizes: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT name, COUNT(*), SUM(pgsize), SUM(payload) FROM dbstat WHERE name LIKE 'commissions%' OR name LIKE 'sqlite_autoindex_commissions%' GROUP BY name",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for (name, pages, bytes, payload) in sizes {
+                eprintln!("{engine}: {name}: {pages} pages, {} MiB, payload {} MiB", bytes >> 20, payload >> 20);
+            }
+        }
         sqlx::Connection::close(conn).await.unwrap();
     }
     let t = Instant::now();

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::error::{AppError, StoreError};
-use crate::ledger::{Balance, CommissionFilter, LedgerEntry, LedgerWrite, LinearAccrual};
+use crate::ledger::{Balance, CommissionFilter, LedgerEntry, LedgerWrite, LinearAccrual, LinearBooked};
 use crate::store::{AuditEntry, Page, Paged, Store};
 
 /// The plan that pays `partner`: its own, else the workspace default.
@@ -230,8 +230,8 @@ const BACKFILL_CHUNK: u32 = 5_000;
 /// calculation in integers, rate in parts per million, half-even; tested
 /// against [`commission::accrue`]). What it leaves (other plans, odd rows)
 /// the chunked path books one computed commission at a time.
-async fn accrue_linear(store: &dyn Store, ctx: &Ctx) -> Result<u64, AppError> {
-    let mut accrued = 0;
+async fn accrue_linear(store: &dyn Store, ctx: &Ctx) -> Result<LinearBooked, AppError> {
+    let mut accrued = LinearBooked::default();
     let mut page = Page { limit: 100, after: None };
     loop {
         let plans = store.list_plans(&ctx.workspace_id, &page).await?;
@@ -250,7 +250,9 @@ async fn accrue_linear(store: &dyn Store, ctx: &Ctx) -> Result<u64, AppError> {
             };
             let audit =
                 AuditEntry::of(ctx, "commissions.backfilled", "workspace", ctx.workspace_id.as_str(), json!({"plan": plan.id.as_str()}));
-            accrued += store.book_linear_commissions(&ctx.workspace_id, &set, &audit).await?;
+            let set = store.book_linear_commissions(&ctx.workspace_id, &set, &audit).await?;
+            accrued.booked += set.booked;
+            accrued.every_win |= set.every_win;
         }
         match plans.next_after {
             Some(after) => page.after = Some(after),
@@ -266,7 +268,11 @@ async fn accrue_linear(store: &dyn Store, ctx: &Ctx) -> Result<u64, AppError> {
 pub async fn accrue_missing(store: &dyn Store, ctx: &Ctx) -> Result<Backfill, AppError> {
     ctx.require_admin()?;
     let mut report = Backfill::default();
-    report.accrued += accrue_linear(store, ctx).await?;
+    let linear = accrue_linear(store, ctx).await?;
+    report.accrued += linear.booked;
+    if linear.every_win {
+        return Ok(report);
+    }
     let mut plans: std::collections::HashMap<Option<partnerloop_domain::ids::PlanId>, Option<CommissionPlan>> = Default::default();
     let mut ids = crate::ids::IdSequence::new(CommissionId::PREFIX, ctx.now);
     let mut after: Option<partnerloop_domain::referral::ReferralId> = None;

@@ -168,6 +168,17 @@ pub struct LinearAccrual {
     pub reason: String,
 }
 
+/// What a linear set booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinearBooked {
+    pub booked: u64,
+    /// Every won referral of the workspace has its accrual now: there was
+    /// no commission in the workspace before the set and it booked one per
+    /// won referral (counted in its transaction). Nothing is left for the
+    /// general path to look at.
+    pub every_win: bool,
+}
+
 /// A customer payment recorded on a won referral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {

@@ -13,8 +13,8 @@ use partnerloop_domain::rules::{ConflictingRegistration, Evidence, Rules};
 
 use crate::error::StoreError;
 use crate::ledger::{
-    Balance, CommissionFilter, LedgerEntry, LedgerWrite, LinearAccrual, NewPayment, NewPayout, Payment, Payout, PayoutCreated,
-    SealedPayoutDetails, SealedPayoutSettings, UnaccruedWin,
+    Balance, CommissionFilter, LedgerEntry, LedgerWrite, LinearAccrual, LinearBooked, NewPayment, NewPayout, Payment, Payout,
+    PayoutCreated, SealedPayoutDetails, SealedPayoutSettings, UnaccruedWin,
 };
 use partnerloop_domain::commission::{Commission, CommissionId, PayoutId};
 
@@ -384,10 +384,10 @@ pub trait Store:
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// Books the commissions of every unaccrued win on a linear plan in one
     /// transaction with the audit row (see [`LinearAccrual`]), and returns
-    /// how many. Wins it cannot compute exactly (a negative or very large
+    /// how many (and whether every won referral now has its accrual). Wins it cannot compute exactly (a negative or very large
     /// amount, a currency not listed, a close time not in the canonical
     /// form) are left unaccrued for [`Store::book_commissions`].
-    async fn book_linear_commissions(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<u64>;
+    async fn book_linear_commissions(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<LinearBooked>;
     /// The ledger entries of one commission, oldest first.
     async fn commission_entries(&self, ws: &WorkspaceId, id: &CommissionId, now: Timestamp) -> StoreResult<Vec<LedgerEntry>>;
     /// The adjustment that corrects a paid commission, if any.

@@ -475,9 +475,9 @@ impl SqlStore {
         // the planner off it; PostgreSQL's planner sees that by itself).
         let every_open = match self.db {
             Db::Sqlite { .. } => {
-                "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
+                "SELECT $1, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
                  WHERE workspace_id = $1 AND status = 'pending' AND kind <> 'adjustment' AND +available_at <= $2
-                 GROUP BY workspace_id, partner_id, currency ORDER BY partner_id, currency"
+                 GROUP BY partner_id, currency ORDER BY partner_id, currency"
             }
             Db::Postgres(_) => {
                 "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions

@@ -17,7 +17,7 @@
 //! where they can.
 
 use partnerloop_app::error::StoreError;
-use partnerloop_app::ledger::LinearAccrual;
+use partnerloop_app::ledger::{LinearAccrual, LinearBooked};
 use partnerloop_app::store::{AuditEntry, StoreResult};
 use partnerloop_domain::commission::LinearRate;
 use partnerloop_domain::ids::WorkspaceId;
@@ -221,7 +221,12 @@ fn codes(set: &LinearAccrual, exponent: u8) -> String {
 }
 
 impl SqlStore {
-    pub(crate) async fn book_linear_commissions_(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<u64> {
+    pub(crate) async fn book_linear_commissions_(
+        &self,
+        ws: &WorkspaceId,
+        set: &LinearAccrual,
+        audit: &AuditEntry,
+    ) -> StoreResult<LinearBooked> {
         let (percent_sql, flat_sql) = match &self.db {
             Db::Sqlite { .. } => (percent!(sqlite), flat!(sqlite)),
             Db::Postgres(_) => (percent!(postgres), flat!(postgres)),
@@ -250,19 +255,27 @@ impl SqlStore {
                     .bind(set.plan.as_str())
                     .bind(set.is_default)
             };
+            // Whether the workspace had any commission before, and how many
+            // wins it has: a set that books one for each leaves nothing to
+            // the general path.
+            let (accrued_before, won): (i64, i64) = sqlx::query_as(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END,
+                   (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
+            )
+            .bind(ws.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map)?;
             // A first backfill may write more rows than the table holds:
             // its non-unique indexes are then built again after the insert.
+            // The payout index holds batched commissions only, which the
+            // set's are not: it stays as it is.
             let mut rebuild: Vec<String> = Vec::new();
             if sqlite {
-                let (existing, won): (i64, i64) = sqlx::query_as(
-                    "SELECT (SELECT COUNT(*) FROM commissions), (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
-                )
-                .bind(ws.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map)?;
+                let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM commissions").fetch_one(&mut *tx).await.map_err(map)?;
                 if won > 2 * existing {
-                    rebuild = set_aside_indexes!(tx, "commissions", "%");
+                    rebuild = set_aside_indexes!(tx, "commissions", "commissions_partner_idx");
+                    rebuild.extend(set_aside_indexes!(tx, "commissions", "commissions_due_idx"));
                 }
             }
             let booked = match &set.linear.rate {
@@ -307,16 +320,21 @@ impl SqlStore {
             restore_indexes!(tx, &rebuild);
             if booked == 0 {
                 tx.rollback().await.map_err(map)?;
-                return Ok(0);
+                return Ok(LinearBooked::default());
             }
-            let due: Vec<ReleasedGroup> = sqlx::query_as(DUE_BY_MARK)
-                .bind(stem.as_str())
-                .bind(format!("{stem}~"))
-                .bind(ws.as_str())
-                .bind(mark.as_str())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map)?;
+            // Nothing is due by a mark the release job never set.
+            let due: Vec<ReleasedGroup> = if mark.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(DUE_BY_MARK)
+                    .bind(stem.as_str())
+                    .bind(format!("{stem}~"))
+                    .bind(ws.as_str())
+                    .bind(mark.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map)?
+            };
             let mut audits = Vec::with_capacity(due.len() + 1);
             for group in &due {
                 audits.push(group.audit(audit.at)?.1);
@@ -328,7 +346,7 @@ impl SqlStore {
             audits.push(done);
             insert_audits!(tx, ws, &audits);
             tx.commit().await.map_err(map)?;
-            Ok::<_, StoreError>(booked)
+            Ok::<_, StoreError>(LinearBooked { booked, every_win: accrued_before == 0 && i64::try_from(booked).is_ok_and(|b| b == won) })
         })?;
         self.checkpoint_in_background();
         // A set can grow the table many times over.

@@ -16,7 +16,7 @@ use partnerloop_domain::ids::{PartnerId, WorkspaceId};
 use partnerloop_domain::{Currency, Money};
 
 use crate::errors::map;
-use crate::ledger::{entry_insert, restore_indexes, set_aside_indexes};
+use crate::ledger::entry_insert;
 use crate::records::insert_audit;
 use crate::time::{from_text, opt_from_text, to_text};
 use crate::{Db, SqlStore, bulk_writer, on_read, on_write};
@@ -103,9 +103,6 @@ macro_rules! batch_sql {
 /// 1,000,000-commission batch).
 const SQLITE_BATCH: BatchSql = batch_sql!("UPDATE OR IGNORE", "commissions NOT INDEXED");
 const POSTGRES_BATCH: BatchSql = batch_sql!("UPDATE", "commissions");
-
-/// Batches smaller than this keep the payout index as it is.
-const REBUILD_FROM: i64 = 5_000;
 
 impl SqlStore {
     pub(crate) async fn put_payout_details_(&self, ws: &WorkspaceId, d: &SealedPayoutDetails, audit: &AuditEntry) -> StoreResult<()> {
@@ -233,8 +230,8 @@ impl SqlStore {
             let groups: Vec<(String, i64, i64, Option<String>)> =
                 sqlx::query_as(sql.group).bind(ws.as_str()).bind(currency).bind(&at).fetch_all(&mut *tx).await.map_err(map)?;
             let mut skipped = Vec::new();
-            let mut chosen: Vec<(String, String)> = Vec::new();
-            let mut taking = 0;
+            let mut chosen: Vec<(String, String, i64, i64)> = Vec::new();
+            let mut taking: u64 = 0;
             for (partner, sum, count, method) in groups {
                 let balance = Money::from_minor(sum, new.currency);
                 // A partner without payout details is paid all the same: its
@@ -243,8 +240,8 @@ impl SqlStore {
                     _ if sum <= 0 => Some("the balance is not positive: a clawback is outstanding".to_owned()),
                     _ if sum < minimum => Some(format!("the balance is below the minimum {}", Money::from_minor(minimum, new.currency))),
                     m => {
-                        taking += count;
-                        chosen.push((partner.clone(), m.unwrap_or_else(|| "none".to_owned())));
+                        taking += u64::try_from(count).unwrap_or(0);
+                        chosen.push((partner.clone(), m.unwrap_or_else(|| "none".to_owned()), sum, count));
                         None
                     }
                 };
@@ -270,55 +267,57 @@ impl SqlStore {
             for chunk in chosen.chunks(ITEM_CHUNK) {
                 let mut q =
                     sqlx::QueryBuilder::new("INSERT INTO payout_items (payout_id, partner_id, amount_minor, commission_count, method) ");
-                q.push_values(chunk, |mut b, (partner, method)| {
-                    b.push_bind(id).push_bind(partner.as_str()).push_bind(0i64).push_bind(0i64).push_bind(method.as_str());
+                q.push_values(chunk, |mut b, (partner, method, sum, count)| {
+                    b.push_bind(id).push_bind(partner.as_str()).push_bind(*sum).push_bind(*count).push_bind(method.as_str());
                 });
                 q.build().execute(&mut *tx).await.map_err(map)?;
             }
-            // A batch taking more commissions than all earlier batches hold
-            // builds the payout index again after stamping them (SQLite).
-            let mut rebuild = Vec::new();
-            if sqlite && taking >= REBUILD_FROM {
-                let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM commissions WHERE payout_id IS NOT NULL")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map)?;
-                if taking > 2 * held {
-                    rebuild = set_aside_indexes!(tx, "commissions", "commissions_payout_idx");
-                }
-            }
-            sqlx::query(sql.take).bind(id).bind(&at).bind(ws.as_str()).bind(currency).execute(&mut *tx).await.map_err(map)?;
-            restore_indexes!(tx, &rebuild);
-            // The items are what the batch really took.
-            sqlx::query(
-                "UPDATE payout_items SET
-                   amount_minor = COALESCE((SELECT CAST(SUM(c.amount_minor) AS BIGINT) FROM commissions c
-                                            WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id), 0),
-                   commission_count = (SELECT COUNT(*) FROM commissions c
-                                       WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id)
-                 WHERE payout_id = $1",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            // A concurrent change (a reversal, another batch) may have left
-            // an item short of the minimum: give its commissions back.
-            let short = "SELECT partner_id FROM payout_items WHERE payout_id = $1 AND amount_minor < $2";
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE commissions SET payout_id = NULL WHERE payout_id = $1 AND partner_id IN ({short})"
-            )))
-            .bind(id)
-            .bind(minimum)
-            .execute(&mut *tx)
-            .await
-            .map_err(map)?;
-            sqlx::query("DELETE FROM payout_items WHERE payout_id = $1 AND amount_minor < $2")
+            let taken = sqlx::query(sql.take)
+                .bind(id)
+                .bind(&at)
+                .bind(ws.as_str())
+                .bind(currency)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?
+                .rows_affected();
+            // On SQLite the balances were read in the snapshot this write
+            // lock extends (a write after the read would have failed the
+            // transaction): the items written from them are what the batch
+            // took, as its count confirms. Otherwise (PostgreSQL reads each
+            // statement afresh) the items are summed again from what the
+            // batch really took.
+            if !sqlite || taken != taking {
+                sqlx::query(
+                    "UPDATE payout_items SET
+                       amount_minor = COALESCE((SELECT CAST(SUM(c.amount_minor) AS BIGINT) FROM commissions c
+                                                WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id), 0),
+                       commission_count = (SELECT COUNT(*) FROM commissions c
+                                           WHERE c.payout_id = payout_items.payout_id AND c.partner_id = payout_items.partner_id)
+                     WHERE payout_id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+                // A concurrent change (a reversal, another batch) may have
+                // left an item short of the minimum: give its commissions back.
+                let short = "SELECT partner_id FROM payout_items WHERE payout_id = $1 AND amount_minor < $2";
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE commissions SET payout_id = NULL WHERE payout_id = $1 AND partner_id IN ({short})"
+                )))
                 .bind(id)
                 .bind(minimum)
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
+                sqlx::query("DELETE FROM payout_items WHERE payout_id = $1 AND amount_minor < $2")
+                    .bind(id)
+                    .bind(minimum)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
             // The batch itself records when and by whom its commissions were
             // taken (each one's `batched` entry is read from it).
             let batched: i64 =

@@ -323,7 +323,7 @@ impl Store for SqlStore {
     ) -> StoreResult<(Vec<UnaccruedWin>, Option<ReferralId>)> {
         self.won_without_commission_(ws, after, limit).await
     }
-    async fn book_linear_commissions(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<u64> {
+    async fn book_linear_commissions(&self, ws: &WorkspaceId, set: &LinearAccrual, audit: &AuditEntry) -> StoreResult<LinearBooked> {
         self.book_linear_commissions_(ws, set, audit).await
     }
     async fn book_commissions(&self, ws: &WorkspaceId, commissions: &[Commission], reason: &str, audit: &AuditEntry) -> StoreResult<()> {
