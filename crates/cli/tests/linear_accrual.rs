@@ -190,7 +190,10 @@ async fn a_large_backfill_and_batch_keep_the_schema(engine: Engine) {
     let ws = store.workspace_by_slug("default").await.unwrap().id;
     let ctx = Ctx::system(ws.clone(), "bulk test", Timestamp::now());
     assert_eq!(partnerloop_app::commissions::accrue_missing(store, &ctx).await.unwrap().accrued, 6_000);
+    assert!(app.store.writer_enforces_foreign_keys().await.unwrap(), "the set's settings stayed on its own connection");
     let created = partnerloop_app::payouts::create(store, &ctx, Currency::USD).await.unwrap();
+    assert!(app.store.writer_enforces_foreign_keys().await.unwrap());
+    wal_checkpointed_in_background(&app, engine).await;
     let payout = created.payout.expect("a batch");
     assert_eq!((payout.commission_count, payout.items.len(), payout.total.minor()), (6_000, 30, expected));
     let ids = partnerloop_app::payouts::commission_ids(store, &ctx, &payout.id).await.unwrap();
@@ -214,6 +217,28 @@ fn import_referrals(app: &TestApp, csv: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// On SQLite the batch's commit left the WAL to the background
+/// checkpoint: the WAL index's header shows every frame copied back
+/// (nBackfill = mxFrame) without anyone else checkpointing (the WAL is far
+/// below the writer's automatic checkpoint).
+async fn wal_checkpointed_in_background(app: &TestApp, engine: Engine) {
+    if engine != Engine::Sqlite {
+        return;
+    }
+    let shm = format!("{}-shm", app.database_url.trim_start_matches("sqlite://"));
+    let word = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap());
+    for _ in 0..200 {
+        let header = std::fs::read(&shm).unwrap();
+        let (frames, backfilled) = (word(&header, 16), word(&header, 96));
+        assert!(frames > 0, "the batch wrote to the WAL");
+        if backfilled == frames {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the WAL was not checkpointed within 10 s");
 }
 
 async fn sqlite_indexes(app: &TestApp, engine: Engine) -> Vec<(String, Option<String>)> {

@@ -259,7 +259,7 @@ impl SqlStore {
             // wins it has: a set that books one for each leaves nothing to
             // the general path.
             let (accrued_before, won): (i64, i64) = sqlx::query_as(
-                "SELECT CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END,
+                "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END AS BIGINT),
                    (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
             )
             .bind(ws.as_str())

@@ -215,7 +215,7 @@ impl SqlStore {
                     .connect_with(base.clone().read_only(true).pragma("cache_size", "-16384").pragma("mmap_size", "268435456"))
                     .await
                     .map_err(errors::map)?;
-                checkpointer = Some(base);
+                checkpointer = Some(base.clone().create_if_missing(false));
                 Db::Sqlite { read, write }
             }
             _ => {
@@ -308,6 +308,20 @@ impl SqlStore {
                 tracing::warn!(error = %e, "background WAL checkpoint failed; the writer's next automatic one will copy the pages");
             }
         });
+    }
+
+    /// Whether the writer's connection enforces foreign keys (always on
+    /// PostgreSQL): a bulk write turns them off on a connection that is
+    /// closed after it, never on the pool's. For the tests.
+    #[doc(hidden)]
+    pub async fn writer_enforces_foreign_keys(&self) -> Result<bool, StoreError> {
+        match &self.db {
+            Db::Sqlite { write, .. } => {
+                let on: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(write).await.map_err(errors::map)?;
+                Ok(on == 1)
+            }
+            Db::Postgres(_) => Ok(true),
+        }
     }
 
     /// Closes every connection (graceful shutdown).
