@@ -29,7 +29,7 @@ use crate::errors::map;
 use crate::ledger::{ReleasedGroup, lock_release_mark, restore_indexes, set_aside_indexes};
 use crate::records::insert_audits;
 use crate::time::to_text;
-use crate::{Db, SqlStore, bulk_writer, on_write};
+use crate::{Db, SqlStore, bulk_writer, finish_bulk, on_write};
 
 /// The won referrals of the plan's partners, with the commission id's
 /// counter, the won currency's exponent and the end of the hold. Those
@@ -248,9 +248,10 @@ impl SqlStore {
             // referral, its partner and workspace) and the plan the caller
             // loaded: SQLite's per-row foreign-key lookups would find them
             // all, and that they could abort the statement would make
-            // SQLite journal each page it changes. Off for this set alone.
-            let mut conn = bulk_writer!(pool, sqlite, "PRAGMA foreign_keys = OFF");
-            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map)?;
+            // SQLite journal each page it changes. Off for this set alone
+            // (`finish_bulk!` turns them on again).
+            let mut writer = bulk_writer!(pool, sqlite, "PRAGMA foreign_keys = OFF");
+            let mut tx = sqlx::Connection::begin(&mut *writer.conn).await.map_err(map)?;
             let mark = lock_release_mark!(tx, ws);
             let wins = |sql: &'static str| {
                 sqlx::query(sql)
@@ -327,6 +328,7 @@ impl SqlStore {
             restore_indexes!(tx, &rebuild);
             if booked == 0 {
                 tx.rollback().await.map_err(map)?;
+                finish_bulk!(writer);
                 return Ok(LinearBooked::default());
             }
             // Nothing is due by a mark the release job never set.
@@ -353,11 +355,17 @@ impl SqlStore {
             audits.push(done);
             insert_audits!(tx, ws, &audits);
             tx.commit().await.map_err(map)?;
+            if sqlite {
+                // A set can grow the table many times over: the planner's
+                // statistics follow (see `SqlStore::refresh_statistics`), on
+                // this connection while its commits leave the checkpoint
+                // to the background.
+                sqlx::query("PRAGMA optimize").execute(&mut *writer.conn).await.map_err(map)?;
+            }
+            finish_bulk!(writer);
             Ok::<_, StoreError>(LinearBooked { booked, every_win: accrued_before == 0 && i64::try_from(booked).is_ok_and(|b| b == won) })
         })?;
         self.checkpoint_in_background();
-        // A set can grow the table many times over.
-        self.refresh_statistics().await?;
         Ok(booked)
     }
 }

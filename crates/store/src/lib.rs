@@ -143,27 +143,67 @@ pub(crate) use {on_read, on_write};
 /// The writer's automatic checkpoint, in WAL pages (64 MiB instead of
 /// SQLite's 4 MiB: a page rewritten many times between checkpoints, a hot
 /// index page, is copied to the file once).
-const WAL_AUTOCHECKPOINT: &str = "16384";
+macro_rules! wal_autocheckpoint {
+    () => {
+        "16384"
+    };
+}
+pub(crate) use wal_autocheckpoint;
+
+/// A writer connection set up for one bulk write (see [`bulk_writer!`]).
+/// If it is dropped before [`finish_bulk!`] restored the writer's settings
+/// (an error, a cancelled request), it is closed instead of going back to
+/// the pool, so that those settings never reach other writes.
+pub(crate) struct BulkWriter<DB: sqlx::Database> {
+    pub(crate) conn: sqlx::pool::PoolConnection<DB>,
+    pub(crate) altered: bool,
+}
+
+impl<DB: sqlx::Database> Drop for BulkWriter<DB> {
+    fn drop(&mut self) {
+        if self.altered {
+            self.conn.close_on_drop();
+        }
+    }
+}
 
 /// A connection of the writer pool `$pool` for one bulk write (a
 /// backfill set, a payout batch). On SQLite (`$sqlite`) its commit leaves
 /// the WAL's checkpoint to [`SqlStore::checkpoint_in_background`] — the
 /// writer does not first copy the whole write into the database file —
-/// the statements `$pragma` set what else the write needs, and the
-/// connection is closed after use, so that its settings never reach the
-/// pool's other users.
+/// and the statements `$pragma` set what else the write needs (only what
+/// [`finish_bulk!`] restores). Statements run on `&mut *writer.conn`.
 macro_rules! bulk_writer {
     ($pool:expr, $sqlite:expr $(, $pragma:literal)*) => {{
-        let mut conn = $pool.acquire().await.map_err($crate::errors::map)?;
+        let mut writer = $crate::BulkWriter { conn: $pool.acquire().await.map_err($crate::errors::map)?, altered: $sqlite };
         if $sqlite {
-            conn.close_on_drop();
-            sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await.map_err($crate::errors::map)?;
-            $(sqlx::query($pragma).execute(&mut *conn).await.map_err($crate::errors::map)?;)*
+            sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *writer.conn).await.map_err($crate::errors::map)?;
+            $(sqlx::query($pragma).execute(&mut *writer.conn).await.map_err($crate::errors::map)?;)*
         }
-        conn
+        writer
     }};
 }
 pub(crate) use bulk_writer;
+
+/// Gives a [`bulk_writer!`] connection back to the pool with the writer's
+/// own settings (foreign keys on, the automatic checkpoint), once its
+/// transaction is over: the same connection, its page cache warm, serves
+/// the next writes.
+macro_rules! finish_bulk {
+    ($writer:expr) => {{
+        let mut writer = $writer;
+        if writer.altered {
+            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *writer.conn).await.map_err($crate::errors::map)?;
+            sqlx::query(concat!("PRAGMA wal_autocheckpoint = ", $crate::wal_autocheckpoint!()))
+                .execute(&mut *writer.conn)
+                .await
+                .map_err($crate::errors::map)?;
+            writer.altered = false;
+        }
+        drop(writer);
+    }};
+}
+pub(crate) use finish_bulk;
 
 /// Whether a URL names a database this store can open, and which engine.
 pub fn engine_of(url: &str) -> Result<&'static str, String> {
@@ -203,7 +243,7 @@ impl SqlStore {
                     .connect_with(
                         base.clone()
                             .pragma("cache_size", format!("-{}", u64::from(options.sqlite_writer_cache_mib.max(2)) * 1024))
-                            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+                            .pragma("wal_autocheckpoint", wal_autocheckpoint!())
                             // `PRAGMA optimize` after a bulk write samples at most
                             // this many rows per index: milliseconds, not a scan.
                             .pragma("analysis_limit", "1000"),
@@ -273,7 +313,8 @@ impl SqlStore {
         self.registration_batches.read()
     }
 
-    /// After a bulk write (an import, a backfill set): on SQLite the
+    /// After a bulk write (a CSV import; a backfill set does the same on its
+    /// own connection): on SQLite the
     /// planner's statistics follow the tables' new sizes (`PRAGMA
     /// optimize`: cheap when nothing changed much, bounded by the writer's
     /// `analysis_limit`) — stale ones once made a payout batch walk an

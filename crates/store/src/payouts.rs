@@ -19,7 +19,7 @@ use crate::errors::map;
 use crate::ledger::entry_insert;
 use crate::records::insert_audit;
 use crate::time::{from_text, opt_from_text, to_text};
-use crate::{Db, SqlStore, bulk_writer, on_read, on_write};
+use crate::{Db, SqlStore, bulk_writer, finish_bulk, on_read, on_write};
 
 const ITEM_CHUNK: usize = 1000;
 
@@ -225,8 +225,8 @@ impl SqlStore {
         };
         let sqlite = matches!(self.db, Db::Sqlite { .. });
         let created = on_write!(self, |pool| {
-            let mut conn = bulk_writer!(pool, sqlite);
-            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map)?;
+            let mut writer = bulk_writer!(pool, sqlite);
+            let mut tx = sqlx::Connection::begin(&mut *writer.conn).await.map_err(map)?;
             let groups: Vec<(String, i64, i64, Option<String>)> =
                 sqlx::query_as(sql.group).bind(ws.as_str()).bind(currency).bind(&at).fetch_all(&mut *tx).await.map_err(map)?;
             let mut skipped = Vec::new();
@@ -250,6 +250,8 @@ impl SqlStore {
                 }
             }
             if chosen.is_empty() {
+                tx.rollback().await.map_err(map)?;
+                finish_bulk!(writer);
                 return Ok::<_, StoreError>(PayoutCreated { payout: None, skipped });
             }
             sqlx::query(
@@ -328,6 +330,7 @@ impl SqlStore {
                     .map_err(map)?;
             if batched == 0 {
                 tx.rollback().await.map_err(map)?;
+                finish_bulk!(writer);
                 return Ok(PayoutCreated { payout: None, skipped });
             }
             sqlx::query(
@@ -341,6 +344,7 @@ impl SqlStore {
             .map_err(map)?;
             insert_audit!(tx, ws, audit);
             tx.commit().await.map_err(map)?;
+            finish_bulk!(writer);
             Ok(PayoutCreated { payout: None, skipped })
         })?;
         self.checkpoint_in_background();
