@@ -314,12 +314,12 @@ impl SqlStore {
     }
 
     /// After a bulk write (a CSV import; a backfill set does the same on its
-    /// own connection): on SQLite the
-    /// planner's statistics follow the tables' new sizes (`PRAGMA
-    /// optimize`: cheap when nothing changed much, bounded by the writer's
-    /// `analysis_limit`) — stale ones once made a payout batch walk an
-    /// index in random order. PostgreSQL's autovacuum analyzes by itself
-    /// and its planner reads a table's size as it plans.
+    /// own connection): on SQLite the planner's statistics follow the
+    /// tables' new sizes (`PRAGMA optimize`: cheap when nothing changed
+    /// much, bounded by the writer's `analysis_limit`) — stale ones once
+    /// made a payout batch walk an index in random order. PostgreSQL's
+    /// autovacuum analyzes by itself and its planner reads a table's size
+    /// as it plans.
     pub(crate) async fn refresh_statistics(&self) -> Result<(), StoreError> {
         if let Db::Sqlite { write, .. } = &self.db {
             sqlx::query("PRAGMA optimize").execute(write).await.map_err(errors::map)?;
@@ -352,8 +352,8 @@ impl SqlStore {
     }
 
     /// Whether the writer's connection enforces foreign keys (always on
-    /// PostgreSQL): a bulk write turns them off on a connection that is
-    /// closed after it, never on the pool's. For the tests.
+    /// PostgreSQL): a backfill set turns them off for its transaction and
+    /// on again after it (see `finish_bulk!`). For the tests.
     #[doc(hidden)]
     pub async fn writer_enforces_foreign_keys(&self) -> Result<bool, StoreError> {
         match &self.db {
