@@ -117,8 +117,9 @@ impl NameIndex {
         // appear in all but four of them.
         const ALLOWED_MISSES: usize = 4;
         // Eight lists: a name that shared all but four of the twelve rarest
-        // shares all but four of the eight rarest too, so nothing found with
-        // twelve is lost; the four longest lists were most of the work.
+        // shares all but four of the eight rarest too, so every candidate
+        // of twelve is still scored (a better-scoring newcomer may rank
+        // first); the four longest lists were most of the work.
         let consult = grams.len().min(8);
         let must_share = consult.saturating_sub(ALLOWED_MISSES).max(1);
         let qlen = query.len();

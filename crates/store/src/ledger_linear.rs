@@ -265,7 +265,8 @@ impl SqlStore {
             };
             // Whether the workspace had any commission before, and how many
             // wins it has: a set that books one for each leaves nothing to
-            // the general path.
+            // the general path (on SQLite the write lock taken with the
+            // release mark keeps both exact until the commit).
             let (accrued_before, won): (i64, i64) = sqlx::query_as(
                 "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END AS BIGINT),
                    (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
@@ -331,6 +332,19 @@ impl SqlStore {
                 finish_bulk!(writer);
                 return Ok(LinearBooked::default());
             }
+            // On PostgreSQL each statement reads afresh: the wins are counted
+            // again after the insert (a win committed meanwhile and booked by
+            // the set must not make up for a row the set left), so the
+            // comparison can only err towards looking again.
+            let won = if sqlite {
+                won
+            } else {
+                sqlx::query_scalar("SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won'")
+                    .bind(ws.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map)?
+            };
             // Nothing is due by a mark the release job never set.
             let due: Vec<ReleasedGroup> = if mark.is_empty() {
                 Vec::new()
@@ -360,7 +374,10 @@ impl SqlStore {
                 // statistics follow (see `SqlStore::refresh_statistics`), on
                 // this connection while its commits leave the checkpoint
                 // to the background.
-                sqlx::query("PRAGMA optimize").execute(&mut *writer.conn).await.map_err(map)?;
+                // The set is committed: a failure here is only logged.
+                if let Err(e) = sqlx::query("PRAGMA optimize").execute(&mut *writer.conn).await {
+                    tracing::warn!(error = %e, "could not refresh the planner's statistics after a backfill set");
+                }
             }
             finish_bulk!(writer);
             Ok::<_, StoreError>(LinearBooked { booked, every_win: accrued_before == 0 && i64::try_from(booked).is_ok_and(|b| b == won) })

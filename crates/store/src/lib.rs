@@ -188,17 +188,23 @@ pub(crate) use bulk_writer;
 /// Gives a [`bulk_writer!`] connection back to the pool with the writer's
 /// own settings (foreign keys on, the automatic checkpoint), once its
 /// transaction is over: the same connection, its page cache warm, serves
-/// the next writes.
+/// the next writes. Never fails the write, which is already committed or
+/// rolled back: if the settings cannot be restored, the connection is
+/// closed instead (see [`BulkWriter`]) and the failure logged.
 macro_rules! finish_bulk {
     ($writer:expr) => {{
         let mut writer = $writer;
         if writer.altered {
-            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *writer.conn).await.map_err($crate::errors::map)?;
-            sqlx::query(concat!("PRAGMA wal_autocheckpoint = ", $crate::wal_autocheckpoint!()))
-                .execute(&mut *writer.conn)
-                .await
-                .map_err($crate::errors::map)?;
-            writer.altered = false;
+            let restored: Result<(), sqlx::Error> = async {
+                sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *writer.conn).await?;
+                sqlx::query(concat!("PRAGMA wal_autocheckpoint = ", $crate::wal_autocheckpoint!())).execute(&mut *writer.conn).await?;
+                Ok(())
+            }
+            .await;
+            match restored {
+                Ok(()) => writer.altered = false,
+                Err(e) => tracing::warn!(error = %e, "could not restore the writer's settings after a bulk write; closing its connection"),
+            }
         }
         drop(writer);
     }};
@@ -353,7 +359,8 @@ impl SqlStore {
 
     /// Whether the writer's connection enforces foreign keys (always on
     /// PostgreSQL): a backfill set turns them off for its transaction and
-    /// on again after it (see `finish_bulk!`). For the tests.
+    /// on again after it, or closes the connection (see `finish_bulk!`).
+    /// For the tests.
     #[doc(hidden)]
     pub async fn writer_enforces_foreign_keys(&self) -> Result<bool, StoreError> {
         match &self.db {
