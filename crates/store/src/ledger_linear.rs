@@ -217,6 +217,9 @@ macro_rules! flat {
     };
 }
 
+/// How many won referrals the workspace ($1) has.
+const WON: &str = "SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won'";
+
 /// The set's commissions already due by the release mark, per partner and
 /// currency: the release job has passed them, so the set announces them.
 const DUE_BY_MARK: &str = "SELECT workspace_id, partner_id, currency, CAST(SUM(amount_minor) AS BIGINT), COUNT(*) FROM commissions
@@ -267,14 +270,14 @@ impl SqlStore {
             // wins it has: a set that books one for each leaves nothing to
             // the general path (on SQLite the write lock taken with the
             // release mark keeps both exact until the commit).
-            let (accrued_before, won): (i64, i64) = sqlx::query_as(
-                "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END AS BIGINT),
-                   (SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won')",
+            let accrued_before: i64 = sqlx::query_scalar(
+                "SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM commissions WHERE workspace_id = $1) THEN 1 ELSE 0 END AS BIGINT)",
             )
             .bind(ws.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(map)?;
+            let won: i64 = sqlx::query_scalar(WON).bind(ws.as_str()).fetch_one(&mut *tx).await.map_err(map)?;
             // A first backfill may write more rows than the table holds:
             // its non-unique indexes are then built again after the insert.
             // The payout index holds batched commissions only, which the
@@ -336,15 +339,7 @@ impl SqlStore {
             // again after the insert (a win committed meanwhile and booked by
             // the set must not make up for a row the set left), so the
             // comparison can only err towards looking again.
-            let won = if sqlite {
-                won
-            } else {
-                sqlx::query_scalar("SELECT COUNT(*) FROM referrals WHERE workspace_id = $1 AND status = 'won'")
-                    .bind(ws.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map)?
-            };
+            let won = if sqlite { won } else { sqlx::query_scalar(WON).bind(ws.as_str()).fetch_one(&mut *tx).await.map_err(map)? };
             // Nothing is due by a mark the release job never set.
             let due: Vec<ReleasedGroup> = if mark.is_empty() {
                 Vec::new()
